@@ -1,0 +1,84 @@
+"""Pictures for people: keypoints drawn on frames, and frames tiled into grids.
+
+Used by dataset previews, training sample sheets and ``animate --visualize``. Inputs are frames in any of the
+layouts the library uses (torch or numpy; (3, H, W) or (H, W, 3); float in [0, 1] or uint8); outputs are
+(H, W, 3) uint8 numpy arrays ready for :func:`motiontransfer.data.video_io.write_image` or a video writer.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from motiontransfer.data.video_io import to_uint8_hwc
+
+Array = np.ndarray
+
+
+def keypoint_colors(count: int) -> list[tuple[int, int, int]]:
+    """``count`` well-separated RGB colours (uint8), one per keypoint index, stable across calls."""
+    return [
+        tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / max(count, 1), 0.85, 1.0))  # type: ignore[misc]
+        for i in range(count)
+    ]
+
+
+def draw_keypoints(image: Array | torch.Tensor, keypoints: Array | torch.Tensor,
+                   visibility: Array | torch.Tensor | None = None, radius: float | None = None) -> Array:
+    """Draw keypoints on a copy of ``image``.
+
+    Args:
+        image: a frame (see :func:`motiontransfer.data.video_io.to_uint8_hwc`).
+        keypoints: (K, 2) pixel coordinates (x, y), pixel centres at integers.
+        visibility: optional (K,) booleans; hidden keypoints are drawn as hollow rings.
+        radius: dot radius in pixels; default scales with the image (2 px at 64, 4 px at 256).
+
+    Returns:
+        (H, W, 3) uint8 image with one coloured dot per keypoint (colour = keypoint index).
+    """
+    canvas = Image.fromarray(to_uint8_hwc(image))
+    points = np.asarray(torch.as_tensor(keypoints).detach().cpu(), dtype=np.float32).reshape(-1, 2)
+    visible = (np.ones(len(points), dtype=bool) if visibility is None
+               else np.asarray(torch.as_tensor(visibility).cpu(), dtype=bool).reshape(-1))
+    radius = max(1.5, canvas.width / 64.0 * 1.5) if radius is None else radius
+    draw = ImageDraw.Draw(canvas)
+    for (x, y), shown, color in zip(points, visible, keypoint_colors(len(points)), strict=True):
+        box = (x - radius, y - radius, x + radius, y + radius)
+        if shown:
+            draw.ellipse(box, fill=color, outline=(0, 0, 0))
+        else:
+            draw.ellipse(box, outline=color, width=1)
+    return np.asarray(canvas)
+
+
+def image_grid(rows: Sequence[Sequence[Array | torch.Tensor]], padding: int = 2,
+               fill: tuple[int, int, int] = (255, 255, 255)) -> Array:
+    """Tile frames into a grid.
+
+    Args:
+        rows: a list of rows, each a list of frames; frames may differ in size (each cell takes the largest).
+        padding: pixels of ``fill`` between cells and around the border.
+
+    Returns:
+        (H, W, 3) uint8 grid image.
+    """
+    cells = [[to_uint8_hwc(img) for img in row] for row in rows]
+    if not cells or not any(cells):
+        raise ValueError("image_grid needs at least one image")
+    cell_h = max(img.shape[0] for row in cells for img in row)
+    cell_w = max(img.shape[1] for row in cells for img in row)
+    ncols = max(len(row) for row in cells)
+    height = len(cells) * (cell_h + padding) + padding
+    width = ncols * (cell_w + padding) + padding
+    grid = np.empty((height, width, 3), dtype=np.uint8)
+    grid[...] = np.asarray(fill, dtype=np.uint8)
+    for r, row in enumerate(cells):
+        for c, img in enumerate(row):
+            y = padding + r * (cell_h + padding)
+            x = padding + c * (cell_w + padding)
+            grid[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return grid
