@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -247,17 +246,3 @@ def test_relative_transfer_scales_multiplicatively() -> None:
     now[PI["log_scale"]] = np.log(1.2 * 1.1)
     moved = FAMILY.relative_pose(source, driving, now)
     assert np.exp(moved[PI["log_scale"]]) == pytest.approx(0.9 * 1.1)
-
-
-def test_render_speed() -> None:
-    identity = _identity(5)
-    motion = _motion(7)
-    results = {}
-    for size, frames in ((64, 150), (128, 60), (256, 20)):
-        FAMILY.render(identity, FAMILY.pose(motion, 0.0), size)  # warm the background cache
-        start = time.perf_counter()
-        for t in range(frames):
-            FAMILY.render(identity, FAMILY.pose(motion, t / FAMILY.fps), size)
-        results[size] = frames / (time.perf_counter() - start)
-    print("puppet render speed (frames/s): " + ", ".join(f"{s}px {v:.0f}" for s, v in results.items()))
-    assert results[64] > 30

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from motiontransfer.data.synthetic.shapes import (
     ShapesIdentity,
     ShapeSpec,
 )
+from synthetic_helpers import nearest_centroid_predictions
 
 FAMILY = ShapeFamily()
 GREY = (0.5, 0.5, 0.5)
@@ -169,48 +169,7 @@ def test_actions_are_distinguishable_by_their_keypoint_trajectories() -> None:
 
     train_x, train_y = dataset(range(10))
     test_x, test_y = dataset(range(100, 106))
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    centroids = np.stack([((train_x - mean) / std)[train_y == a].mean(0) for a in range(len(ACTION_NAMES))])
-    predicted = ((((test_x - mean) / std)[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    predicted = nearest_centroid_predictions(train_x, train_y, test_x, len(ACTION_NAMES))
     assert (predicted == test_y).mean() >= 0.85
     for a in range(len(ACTION_NAMES)):
         assert (predicted[test_y == a] == a).mean() >= 0.6, ACTION_NAMES[a]
-
-
-def test_keypoints_are_resolution_independent() -> None:
-    rng = np.random.default_rng(9)
-    identity, motion = FAMILY.sample_identity(rng), FAMILY.sample_motion(rng)
-    for t in (0.0, 1.1):
-        small = FAMILY.render(identity, FAMILY.pose(motion, t), 64)
-        large = FAMILY.render(identity, FAMILY.pose(motion, t), 128)
-        np.testing.assert_allclose(large.keypoints / 127, small.keypoints / 63, atol=1e-5)
-        np.testing.assert_array_equal(large.visibility, small.visibility)
-
-
-def test_relative_pose_is_additive_and_reproduces_own_video() -> None:
-    rng = np.random.default_rng(5)
-    p, q, r = (FAMILY.pose(FAMILY.sample_motion(rng), t) for t in (0.0, 1.0, 2.0))
-    np.testing.assert_allclose(FAMILY.relative_pose(p, p, q), q)
-    np.testing.assert_allclose(FAMILY.relative_pose(r, p, q) - r, q - p)
-    identity, motion = FAMILY.sample_identity(rng), FAMILY.sample_motion(rng, "orbit")
-    first = FAMILY.pose(motion, 0.0)
-    for t in (0.0, 0.8):
-        own = FAMILY.render(identity, FAMILY.pose(motion, t), 64)
-        moved = FAMILY.render(identity, FAMILY.relative_pose(first, first, FAMILY.pose(motion, t)), 64)
-        np.testing.assert_allclose(moved.image, own.image, atol=1e-6)
-        np.testing.assert_allclose(moved.keypoints, own.keypoints, atol=1e-5)
-
-
-def test_rendering_speed(capsys: pytest.CaptureFixture[str]) -> None:
-    rng = np.random.default_rng(2)
-    identity, motion = FAMILY.sample_identity(rng), FAMILY.sample_motion(rng)
-    rates = {}
-    for size, count in ((64, 100), (128, 40), (256, 15)):
-        FAMILY.render(identity, FAMILY.pose(motion, 0.0), size)
-        start = time.perf_counter()
-        for t in range(count):
-            FAMILY.render(identity, FAMILY.pose(motion, t / FAMILY.fps), size)
-        rates[size] = count / (time.perf_counter() - start)
-    with capsys.disabled():
-        print("\nshapes frames/s: " + ", ".join(f"{size}px {rate:.0f}" for size, rate in rates.items()))
-    assert rates[64] > 100

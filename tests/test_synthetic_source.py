@@ -108,3 +108,27 @@ def test_index_out_of_range() -> None:
     source = ProceduralSource(ProceduralSpec("shapes", size=32, videos=2, frames=2))
     with pytest.raises(IndexError):
         source.video(2)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_relative_pose_is_additive(name: str) -> None:
+    family = get_family(name)
+    rng = np.random.default_rng(21)
+    p, q, r = (family.pose(family.sample_motion(rng), t) for t in (0.0, 1.0, 2.0))
+    np.testing.assert_allclose(family.relative_pose(p, p, q), q, atol=1e-12)
+    np.testing.assert_allclose(family.relative_pose(r, p, q) - r, q - p, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_keypoints_are_resolution_independent(name: str) -> None:
+    family = get_family(name)
+    rng = np.random.default_rng(12)
+    identity, motion = family.sample_identity(rng), family.sample_motion(rng)
+    for t in (0.0, 0.7, 2.1):
+        pose = family.pose(motion, t)
+        small, large, huge = (family.render(identity, pose, size) for size in (64, 128, 256))
+        np.testing.assert_allclose(large.keypoints / 127, small.keypoints / 63, atol=1e-5)
+        np.testing.assert_allclose(huge.keypoints / 255, small.keypoints / 63, atol=1e-5)
+        np.testing.assert_array_equal(large.visibility, small.visibility)
+        shrunk = large.image.reshape(64, 2, 64, 2, 3).mean((1, 3))
+        assert np.abs(shrunk - small.image).mean() < 0.05

@@ -48,18 +48,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_file(path: Path) -> None:
-    """Flush a finished file's contents to disk before it is renamed (best effort)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a folder's entries (the rename) to disk (best effort; not supported everywhere)."""
+def _fsync(path: Path) -> None:
+    """Flush a finished file's contents, or a folder's entries (a rename), to disk (best effort: not every
+    file system supports it for folders)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -118,14 +109,14 @@ class AtomicOutput:
             if self.directory:
                 self._replace_directory(temp)
             else:
-                _fsync_file(temp)
+                _fsync(temp)
                 os.replace(temp, self.path)
         except BaseException:
             _remove(temp)
             self.temp_path = None
             raise
         self.temp_path = None
-        _fsync_dir(self.path.parent)
+        _fsync(self.path.parent)
         return self.path
 
     def _replace_directory(self, temp: Path) -> None:
