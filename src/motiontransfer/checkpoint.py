@@ -1,0 +1,155 @@
+"""Model files: safetensors weights plus JSON metadata, read without executing any pickled code.
+
+A model file (suffix ``.mt`` by convention) is one safetensors file. Its tensors are the state dicts of the
+model's networks, each key prefixed by the network name (``kp_detector.kp.weight``, ``generator.final.weight``);
+its string metadata holds ``format`` (``motiontransfer``), ``format_version``, ``family`` (``fomm``, ...) and
+``metadata`` (a JSON document with at least the model ``config``). Writing is atomic: a temporary file is
+renamed onto the target only when complete, so an interrupted save never damages an existing file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from motiontransfer.errors import InputFileError
+from motiontransfer.fileio import atomic_output
+
+FORMAT = "motiontransfer"
+FORMAT_VERSION = 1
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass
+class ModelFile:
+    """The contents of a model file.
+
+    Attributes:
+        family: model family name (``fomm``, ``monkeynet``, ``lia``, ``kpvp``).
+        networks: network name -> state dict (tensors on the CPU as stored).
+        metadata: JSON-able dict; ``metadata["config"]`` is the model's config as plain data.
+    """
+
+    family: str
+    networks: dict[str, StateDict]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model_file(path: str | Path, model: ModelFile) -> Path:
+    """Write ``model`` to ``path`` atomically and return the path.
+
+    Tensors are made contiguous and moved to the CPU; tensors shared between keys (tied weights) are cloned
+    so safetensors accepts them.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for network, state in model.networks.items():
+        if "." in network:
+            raise ValueError(f"network names must not contain '.', got {network!r}")
+        for key, value in state.items():
+            tensor = value.detach().to("cpu").contiguous()
+            if tensor.data_ptr() in seen and tensor.numel() > 0:
+                tensor = tensor.clone()
+            seen.add(tensor.data_ptr())
+            tensors[f"{network}.{key}"] = tensor
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "family": model.family,
+        "networks": json.dumps(sorted(model.networks)),
+        "metadata": json.dumps(model.metadata),
+    }
+    with atomic_output(path) as temp:
+        save_file(tensors, str(temp), metadata=header)
+    return Path(path)
+
+
+def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> ModelFile:
+    """Read a model file written by :func:`save_model_file`.
+
+    Raises:
+        InputFileError: missing, truncated or corrupt file, or a safetensors file that is not a motiontransfer
+            model file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "model file not found")
+    header = read_header(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputFileError(path, f"cannot read the weights ({exc}); the file may be truncated") from None
+    names = json.loads(header.get("networks", "[]"))
+    networks: dict[str, StateDict] = {name: {} for name in names}
+    for key, value in tensors.items():
+        network, _, rest = key.partition(".")
+        networks.setdefault(network, {})[rest] = value
+    return ModelFile(header["family"], networks, json.loads(header.get("metadata", "{}")))
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The string metadata of a motiontransfer model file, without reading the tensors.
+
+    Raises:
+        InputFileError: the file is not a (complete) safetensors file, or not one written by this library.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size_bytes = handle.read(8)
+            if len(size_bytes) < 8:
+                raise InputFileError(path, "not a model file (too short)")
+            size = int.from_bytes(size_bytes, "little")
+            if size <= 0 or size > 100_000_000:
+                raise InputFileError(path, "not a motiontransfer model file (no safetensors header)")
+            raw = handle.read(size)
+            if len(raw) < size:
+                raise InputFileError(path, "the file is truncated")
+            header = json.loads(raw)
+            data_length = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                              default=0)
+            handle.seek(0, 2)
+            if handle.tell() < 8 + size + data_length:
+                raise InputFileError(path, "the file is truncated")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, InputFileError):
+            raise
+        raise InputFileError(path, "not a motiontransfer model file (unreadable safetensors header)") from None
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != FORMAT:
+        raise InputFileError(path, "a safetensors file, but not a motiontransfer model file")
+    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+        raise InputFileError(path, f"written by a newer motiontransfer (format {metadata['format_version']})")
+    return metadata
+
+
+def is_model_file(path: str | Path) -> bool:
+    """True when ``path`` is a readable motiontransfer model file (checks the header only)."""
+    try:
+        read_header(path)
+    except InputFileError:
+        return False
+    return True
+
+
+def state_dicts(modules: Mapping[str, torch.nn.Module]) -> dict[str, StateDict]:
+    """``{name: module.state_dict()}``, unwrapping DistributedDataParallel / compiled modules."""
+    return {name: unwrap(module).state_dict() for name, module in modules.items()}
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside a DistributedDataParallel / DataParallel / torch.compile wrapper."""
+    while True:
+        if isinstance(module, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            module = module.module
+        elif isinstance(getattr(module, "_orig_mod", None), torch.nn.Module):  # torch.compile wrapper
+            module = module._orig_mod
+        else:
+            return module
