@@ -19,12 +19,14 @@ from motiontransfer.data.datasets import (
     adjust_saturation,
     augment_pair,
     hsv_to_rgb,
+    open_training_data,
+    resize_and_crop,
     rgb_to_hsv,
     split_videos,
     video_id,
 )
 from motiontransfer.data.video_io import write_video
-from motiontransfer.errors import InputFileError
+from motiontransfer.errors import ConfigError, InputFileError
 
 SIZE = 16
 # name -> (constant colour, number of frames); one video of each kind, names with '#' for id sampling
@@ -355,3 +357,75 @@ def test_procedural_spec_size_wins_over_frame_size() -> None:
 
     dataset = open_training_data("procedural:faces:size=48,videos=1,frames=2", frame_size=32)
     assert dataset[0]["source"].shape == (3, 48, 48)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Random resize + crop back to size (FOMM resize_param / crop_param) and the config mapping
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_resize_and_crop_keeps_the_size() -> None:
+    frames = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(resize_and_crop(frames, 1.0, 0, 0), frames)
+    # x2 nearest-like check on a constant-per-block image: the crop at (4, 4) shows the centre of the upsampled image
+    blocks = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4).repeat_interleave(2, -1).repeat_interleave(
+        2, -2) / 16
+    zoomed = resize_and_crop(blocks, 2.0, 4, 4)
+    assert zoomed.shape == blocks.shape
+    assert torch.allclose(zoomed[0, 0, 2:6, 2:6], blocks[0, 0, 3:5, 3:5].repeat_interleave(2, -1).repeat_interleave(
+        2, -2), atol=0.15)
+    shrunk = resize_and_crop(torch.ones(1, 3, 8, 8) * 0.5, 0.5, 3, 3)
+    assert shrunk.shape == (1, 3, 8, 8) and torch.allclose(shrunk, torch.full_like(shrunk, 0.5))  # edge padding
+    corner = resize_and_crop(frames, 1.5, 99, 99)  # the corner is clamped to the valid range
+    assert corner.shape == frames.shape
+
+
+def test_random_resize_is_shared_by_both_frames_and_deterministic() -> None:
+    config = AugmentationConfig(flip_horizontal=False, flip_time=False, jitter=None, resize_ratio=(0.8, 1.25))
+    frame = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    source, driving = augment_pair(frame, frame.clone(), config, np.random.default_rng(5))
+    assert source.shape == frame.shape and torch.equal(source, driving)
+    again, _ = augment_pair(frame, frame.clone(), config, np.random.default_rng(5))
+    assert torch.equal(again, source)
+    outcomes = [augment_pair(frame, frame, config, np.random.default_rng(seed))[0] for seed in range(8)]
+    assert sum(not torch.allclose(out, frame) for out in outcomes) >= 6
+
+
+def test_resize_ratio_validation() -> None:
+    assert AugmentationConfig(resize_ratio=[0.9, 1.1]).resize_ratio == (0.9, 1.1)  # type: ignore[arg-type]
+    for bad in [(1.1, 0.9), (0.0, 1.0), (1.0,), (1.0, float("inf"))]:
+        with pytest.raises(ValueError, match="resize_ratio"):
+            AugmentationConfig(resize_ratio=bad)  # type: ignore[arg-type]
+
+
+def test_procedural_pairs_with_resize_are_deterministic() -> None:
+    config = AugmentationConfig(flip_horizontal=True, flip_time=True, jitter=None, resize_ratio=(0.9, 1.1))
+    first = open_training_data("procedural:shapes:videos=4,frames=6", 32, augmentation=config, seed=3)
+    second = open_training_data("procedural:shapes:videos=4,frames=6", 32, augmentation=config, seed=3)
+    for index in range(4):
+        a, b = first[index], second[index]
+        assert a["source"].shape == (3, 32, 32)
+        assert torch.equal(a["source"], b["source"]) and torch.equal(a["driving"], b["driving"])
+
+
+def test_augmentation_params_map_onto_the_dataset_augmentation() -> None:
+    from motiontransfer.config import from_dict
+    from motiontransfer.experiment import DatasetParams, augmentation_config, load_experiment
+
+    mgif = augmentation_config(load_experiment("mgif-256").dataset_params)
+    assert mgif == AugmentationConfig(flip_horizontal=True, flip_time=True, jitter=JitterConfig(0, 0, 0, 0.5),
+                                      resize_ratio=(0.9, 1.1))
+    vox = augmentation_config(load_experiment("vox-256").dataset_params)
+    assert vox.jitter == JitterConfig(0.1, 0.1, 0.1, 0.1) and vox.resize_ratio is None
+
+    def params(augmentation: dict) -> DatasetParams:
+        return from_dict(DatasetParams, {"frame_shape": [64, 64, 3], "augmentation_params": augmentation})
+
+    plain = augmentation_config(params({"jitter_param": {"hue": 0.0}}))
+    assert plain == AugmentationConfig(flip_horizontal=False, flip_time=False, jitter=None, resize_ratio=None)
+    with pytest.raises(ConfigError, match="rotation_param: random rotation is not supported yet"):
+        augmentation_config(params({"rotation_param": {"degrees": 10}}))
+    with pytest.raises(ConfigError, match=r"crop_param\.size"):
+        augmentation_config(params({"crop_param": {"size": [48, 48]}}))
+    with pytest.raises(ConfigError, match="resize_ratio"):
+        augmentation_config(params({"resize_param": {"ratio": [1.2, 0.8]}}))

@@ -8,9 +8,10 @@ Each command is a thin layer over the Python API: parse flags, call the library,
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -106,6 +107,156 @@ def make_dataset(
                               clips_per_identity=clips_per_identity)
         typer.echo(f"wrote {write_preview(ProceduralSource(spec), preview)}")
 
+
+class TransferModeName(str, Enum):
+    relative = "relative"
+    absolute = "absolute"
+
+
+class LandmarksName(str, Enum):
+    model = "model"
+    dlib = "dlib"
+
+
+# Options shared by the commands that load a model.
+CheckpointOption = Annotated[Path, typer.Option(help="Model file (.mt) or official checkpoint (needs --config).")]
+ConfigOption = Annotated[str | None, typer.Option(help="Config of an official checkpoint: bundled name or YAML.")]
+BatchSizeOption = Annotated[int, typer.Option(help="Frames per forward pass.")]
+DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [default: cuda if available].")]
+
+
+def _best_frame(value: str | None) -> int | str | None:
+    """``--best-frame``: None, ``auto`` or a frame number >= 0."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise UserError(f"--best-frame must be 'auto' or a frame number >= 0, got {value!r}")
+    return number
+
+
+def _progress(items: Iterable[dict[str, Any]], total: int | None) -> Iterable[dict[str, Any]]:
+    """A tqdm progress bar over the frames on stderr (only on a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit="frame", disable=None, leave=False)
+
+
+@app.command("animate")
+def animate(
+    checkpoint: CheckpointOption,
+    source: Annotated[Path, typer.Option(help="Source image.")],
+    driving: Annotated[Path, typer.Option(help="Driving video (file or folder of frames).")],
+    out: Annotated[Path, typer.Option(help="Output video; gets the driving video's fps and audio.")],
+    config: ConfigOption = None,
+    mode: Annotated[TransferModeName, typer.Option(help="Relative (Eqs. 14-15) or absolute motion transfer.")]
+    = TransferModeName.relative,
+    adapt_scale: Annotated[bool, typer.Option("--adapt-scale", help="Scale movements by the keypoint hulls.")]
+    = False,
+    best_frame: Annotated[str | None, typer.Option(help="Initial driving frame: 'auto' (best pose match) or N.")]
+    = None,
+    landmarks: Annotated[LandmarksName, typer.Option(help="Poses for --best-frame auto: model keypoints or dlib.")]
+    = LandmarksName.model,
+    visualize: Annotated[bool, typer.Option("--visualize", help="Also write <OUT stem>-viz<suffix>.")] = False,
+    batch_size: BatchSizeOption = 8,
+    device: DeviceOption = None,
+) -> None:
+    """Animate a source image with the motion of a driving video."""
+    from motiontransfer.api import load
+    from motiontransfer.inference.landmarks import get_landmarker
+    from motiontransfer.inference.video import animate_video
+
+    initial = _best_frame(best_frame)
+    _positive("--batch-size", batch_size)
+    animator = load(checkpoint, config=config, device=device)
+    paths = animate_video(animator.model, source, driving, out, mode=mode.value, adapt_scale=adapt_scale,
+                          best_frame=initial, batch_size=batch_size, landmarks=get_landmarker(landmarks.value),
+                          visualize=visualize, progress=_progress)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("reconstruct")
+def reconstruct(
+    checkpoint: CheckpointOption,
+    data: Annotated[str, typer.Option(help="Dataset folder (its test split) or procedural:FAMILY[:options].")],
+    config: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the reconstructed videos [default: none written].")]
+    = None,
+    num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
+    batch_size: BatchSizeOption = 8,
+    device: DeviceOption = None,
+) -> None:
+    """Video reconstruction (the papers' proxy task): print per-video and mean L1."""
+    from motiontransfer.api import load
+    from motiontransfer.inference.video import reconstruct_dataset
+
+    if num_videos is not None:
+        _positive("--num-videos", num_videos)
+    _positive("--batch-size", batch_size)
+    animator = load(checkpoint, config=config, device=device)
+    total, frames = 0.0, 0
+    for result in reconstruct_dataset(animator.model, data, out, num_videos=num_videos, batch_size=batch_size):
+        total, frames = total + result.l1 * result.num_frames, frames + result.num_frames
+        typer.echo(f"{result.name}\tL1 {result.l1:.5f}\t{result.num_frames} frames")
+    typer.echo(f"mean L1 {total / frames:.5f} over {frames} frames")
+
+
+@app.command("convert")
+def convert(
+    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm).")],
+    config: Annotated[str, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path.")],
+    input_path: Annotated[Path, typer.Option("--input", help="Official checkpoint, e.g. vox-cpk.pth.tar.")],
+    out: Annotated[Path, typer.Option(help="Model file to write (.mt).")],
+) -> None:
+    """Convert an official checkpoint into a model file."""
+    from motiontransfer.checkpoint import save_model_file
+    from motiontransfer.convert import CONVERTERS, convert_official
+    from motiontransfer.experiment import load_experiment
+
+    if family not in CONVERTERS:
+        raise UserError(f"--from {family}: no converter for this family; available: {', '.join(CONVERTERS)}")
+    experiment = load_experiment(config)
+    if experiment.family != family:
+        raise UserError(f"--config {config} is a {experiment.family} config, but --from is {family}")
+    model_file = convert_official(input_path, experiment, config)
+    save_model_file(out, model_file)
+    networks = ", ".join(f"{name} ({len(state)} tensors)" for name, state in model_file.networks.items())
+    typer.echo(f"wrote {out}: {family}, config {config}; {networks}")
+
+
+@app.command("train")
+def train(
+    config: Annotated[str | None, typer.Option(help="Experiment config: bundled name (synthetic-faces-64) or YAML.")]
+    = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder or procedural:FAMILY[:options] "
+                                                  "[default: the config's dataset_params.root_dir].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints, samples, tensorboard).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config].")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")]
+    = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda [default: cuda if available].")] = None,
+) -> None:
+    """Train a model (run under 'torchrun --nproc-per-node N' for several processes)."""
+    from motiontransfer.training import train as run_training
+
+    if config is None and resume is None:
+        raise UserError("give --config (to start a run) or --resume RUN (to continue one)")
+    if resume is None and out is None:
+        raise UserError("--out is required to start a run")
+    if steps is not None:
+        _positive("--steps", steps)
+    result = run_training(config, data=data, out_dir=out, steps=steps, resume=resume, device=device)
+    if result.checkpoint is not None:
+        losses = ", ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
+        typer.echo(f"trained steps {result.start_step}..{result.step} ({result.seconds_per_step:.3f} s/step); "
+                   f"{losses}")
+        typer.echo(f"wrote {result.checkpoint.model}")
+    elif result.start_step >= result.step and result.run_dir is not None:
+        typer.echo(f"{result.run_dir}: already trained for {result.step} steps")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""

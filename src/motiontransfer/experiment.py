@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from motiontransfer.config import from_dict, load_yaml
+from motiontransfer.data.datasets import AugmentationConfig, JitterConfig
 from motiontransfer.errors import ConfigError, InputFileError, UserError
 from motiontransfer.models.fomm import FOMMConfig
 
@@ -83,6 +84,37 @@ class DatasetParams:
         """Square frame side from ``frame_shape``/``image_shape`` (None when neither is set)."""
         shape = self.frame_shape or self.image_shape
         return None if shape is None else int(shape[0])
+
+
+def augmentation_config(dataset_params: DatasetParams) -> AugmentationConfig:
+    """The dataset augmentation that ``dataset_params.augmentation_params`` describes.
+
+    ``flip_param`` maps to the horizontal / time flips, ``jitter_param`` to colour jitter (None when every strength
+    is 0), ``resize_param.ratio`` to a random rescale cropped back to the frame size. ``crop_param`` must name the
+    frame size (frames are read at that size, so the crop only undoes a resize). ``rotation_param`` is refused.
+
+    Raises:
+        ConfigError: rotation requested, a crop size other than the frame size, or an invalid value.
+    """
+    where = "dataset_params.augmentation_params"
+    params = dataset_params.augmentation_params
+    if params.rotation_param is not None:
+        raise ConfigError(f"{where}.rotation_param: random rotation is not supported yet; remove it")
+    size = dataset_params.frame_size or 256
+    if params.crop_param is not None and [int(v) for v in params.crop_param.size[:2]] != [size, size]:
+        raise ConfigError(f"{where}.crop_param.size: only a crop back to the frame size [{size}, {size}] is "
+                          f"supported (after resize_param), got {params.crop_param.size}")
+    jitter = params.jitter_param
+    strengths = [] if jitter is None else [jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue]
+    try:
+        return AugmentationConfig(
+            flip_horizontal=params.flip_param.horizontal_flip,
+            flip_time=params.flip_param.time_flip,
+            jitter=JitterConfig(*strengths) if any(strengths) else None,
+            resize_ratio=None if params.resize_param is None else tuple(params.resize_param.ratio),  # type: ignore
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------------- train

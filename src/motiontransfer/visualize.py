@@ -8,10 +8,12 @@ layouts the library uses (torch or numpy; (3, H, W) or (H, W, 3); float in [0, 1
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from motiontransfer.data.video_io import to_uint8_hwc
@@ -82,3 +84,45 @@ def image_grid(rows: Sequence[Sequence[Array | torch.Tensor]], padding: int = 2,
             x = padding + c * (cell_w + padding)
             grid[y:y + img.shape[0], x:x + img.shape[1]] = img
     return grid
+
+
+def normalized_to_pixels(keypoints: Array | torch.Tensor, height: int, width: int) -> Array:
+    """(K, 2) keypoints in [-1, 1] (x first; -1 and 1 are the first and last pixel centres, as in
+    :func:`motiontransfer.ops.make_coordinate_grid`) -> (K, 2) pixel coordinates for :func:`draw_keypoints`."""
+    points = np.asarray(torch.as_tensor(keypoints).detach().cpu(), dtype=np.float32).reshape(-1, 2)
+    return (points + 1.0) / 2.0 * np.asarray([width - 1, height - 1], dtype=np.float32)
+
+
+def animation_grid(item: Mapping[str, Any], padding: int = 2) -> Array:
+    """One frame of the ``animate --visualize`` video: source with its keypoints | driving frame with its
+    keypoints | occlusion map (white = visible; the deformed source when the model has no occlusion map, black
+    when it has neither) | prediction.
+
+    Args:
+        item: an item of :func:`motiontransfer.inference.pipeline.animate`: ``source``, ``driving`` and
+            ``prediction`` (3, H, W), ``source_keypoints`` and ``driving_keypoints`` (K, 2) in [-1, 1],
+            optionally ``occlusion_map`` (1, h, w) or ``deformed`` (3, H, W).
+        padding: pixels between cells.
+
+    Returns:
+        (H + 2 padding, 4 W + 5 padding, 3) uint8.
+    """
+    prediction = torch.as_tensor(item["prediction"]).detach().cpu()
+    height, width = prediction.shape[-2:]
+
+    def with_keypoints(image_key: str, keypoints_key: str) -> Array:
+        return draw_keypoints(item[image_key], normalized_to_pixels(item[keypoints_key], height, width))
+
+    return image_grid([[with_keypoints("source", "source_keypoints"), with_keypoints("driving", "driving_keypoints"),
+                        _motion_panel(item, height, width), prediction]], padding=padding)
+
+
+def _motion_panel(item: Mapping[str, Any], height: int, width: int) -> torch.Tensor:
+    """The occlusion map as a grey (3, H, W) image, else the deformed source, else black."""
+    if item.get("occlusion_map") is not None:
+        occlusion = torch.as_tensor(item["occlusion_map"]).detach().cpu().float()
+        occlusion = F.interpolate(occlusion[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+        return occlusion.clamp(0, 1).expand(3, height, width)
+    if item.get("deformed") is not None:
+        return torch.as_tensor(item["deformed"]).detach().cpu()
+    return torch.zeros(3, height, width)

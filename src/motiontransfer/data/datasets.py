@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from motiontransfer.data.video_io import VIDEO_SUFFIXES, VideoInfo, count_frames, probe, read_frames
@@ -49,6 +50,7 @@ __all__ = [
     "hsv_to_rgb",
     "list_videos",
     "open_training_data",
+    "resize_and_crop",
     "rgb_to_hsv",
     "split_videos",
     "video_id",
@@ -108,17 +110,28 @@ class AugmentationConfig:
         flip_time: swap source and driving with probability 1/2 (FOMM's time flip of a two-frame clip).
         jitter: colour jitter with the same random parameters for both frames, or None for none. A dict is
             accepted and turned into a :class:`JitterConfig` (convenient for YAML configs).
+        resize_ratio: ``(low, high)``: rescale both frames by one factor drawn uniformly from this range, then crop
+            (or, when shrunk, edge-pad) them back to their size at one random position (FOMM's ``resize_param``
+            followed by ``crop_param`` at the frame size, as in its moving-gif config); None for none.
     """
 
     flip_horizontal: bool = True
     flip_time: bool = True
     jitter: JitterConfig | None = field(default_factory=JitterConfig)
+    resize_ratio: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.jitter, dict):
             self.jitter = JitterConfig(**self.jitter)
         if self.jitter is not None and not isinstance(self.jitter, JitterConfig):
             raise ValueError(f"AugmentationConfig.jitter must be a JitterConfig or None, got {self.jitter!r}")
+        if self.resize_ratio is not None:
+            ratio = tuple(self.resize_ratio)
+            if len(ratio) != 2 or not all(isinstance(r, int | float) and math.isfinite(r) for r in ratio):
+                raise ValueError(f"AugmentationConfig.resize_ratio must be two numbers (low, high), got {ratio!r}")
+            if not 0 < ratio[0] <= ratio[1]:
+                raise ValueError(f"AugmentationConfig.resize_ratio must satisfy 0 < low <= high, got {ratio!r}")
+            self.resize_ratio = (float(ratio[0]), float(ratio[1]))
         for name in ("flip_horizontal", "flip_time"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
@@ -249,16 +262,58 @@ def apply_jitter(image: torch.Tensor, params: JitterParams) -> torch.Tensor:
     return image
 
 
+def resize_and_crop(frames: torch.Tensor, scale: float, top: int, left: int) -> torch.Tensor:
+    """Rescale frames by ``scale`` and cut them back to their size.
+
+    The frames are resized bilinearly (anti-aliased when shrinking) to ``round(scale * H) x round(scale * W)``. A
+    larger result is cropped at ``(top, left)``; a smaller one is padded back to (H, W) by repeating its edge pixels,
+    centred (``top``/``left`` are then ignored). ``scale=1`` returns the frames unchanged.
+
+    Args:
+        frames: (N, C, H, W) frames, all transformed alike.
+        scale: resize factor (> 0).
+        top, left: crop corner, in ``[0, new_size - size]`` (clamped to that range).
+
+    Returns:
+        (N, C, H, W).
+    """
+    height, width = frames.shape[-2:]
+    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    if (new_height, new_width) == (height, width):
+        return frames
+    shrink = new_height < height or new_width < width
+    out = F.interpolate(frames, size=(new_height, new_width), mode="bilinear", align_corners=False, antialias=shrink)
+    pad_h, pad_w = max(0, height - new_height), max(0, width - new_width)
+    if pad_h or pad_w:
+        out = F.pad(out, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), mode="replicate")
+    top = min(max(0, top), out.shape[-2] - height)
+    left = min(max(0, left), out.shape[-1] - width)
+    return out[..., top:top + height, left:left + width].clamp(0.0, 1.0)
+
+
+def _random_resize_and_crop(source: torch.Tensor, driving: torch.Tensor, ratio: tuple[float, float],
+                            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw a scale in ``ratio`` and a crop position from ``rng`` (always three draws) and apply them to both
+    (C, H, W) frames via :func:`resize_and_crop`."""
+    height, width = source.shape[-2:]
+    scale = float(rng.uniform(ratio[0], ratio[1]))
+    top = int(rng.integers(0, max(0, round(height * scale) - height) + 1))
+    left = int(rng.integers(0, max(0, round(width * scale) - width) + 1))
+    pair = resize_and_crop(torch.stack([source, driving]), scale, top, left)
+    return pair[0], pair[1]
+
+
 def augment_pair(
     source: torch.Tensor,
     driving: torch.Tensor,
     config: AugmentationConfig | None,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a training pair of (3, H, W) frames identically: time flip, horizontal flip, colour jitter.
+    """Augment a training pair of (3, H, W) frames identically: time flip, horizontal flip, random resize and crop,
+    colour jitter (FOMM's order).
 
-    Draws from ``rng`` in a fixed order (time flip, horizontal flip, jitter). Returns ``(source, driving)``.
-    ``config=None`` returns the frames unchanged.
+    Draws from ``rng`` in that fixed order, only for the enabled augmentations. Returns ``(source, driving)``, both
+    (3, H, W). ``config=None`` returns the frames unchanged.
     """
     if config is None:
         return source, driving
@@ -266,6 +321,8 @@ def augment_pair(
         source, driving = driving, source
     if config.flip_horizontal and rng.random() < 0.5:
         source, driving = source.flip(-1), driving.flip(-1)
+    if config.resize_ratio is not None:
+        source, driving = _random_resize_and_crop(source, driving, config.resize_ratio, rng)
     if config.jitter is not None:
         params = draw_jitter(config.jitter, rng)
         source, driving = apply_jitter(source, params), apply_jitter(driving, params)

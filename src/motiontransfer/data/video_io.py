@@ -67,6 +67,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "count_frames",
+    "fit_frame",
     "is_video_path",
     "iter_frames",
     "probe",
@@ -252,6 +253,20 @@ def _fit(frame: torch.Tensor, size: int | None, crop: bool) -> torch.Tensor:
             frame[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
         )[0].clamp_(0.0, 1.0)
     return frame.contiguous()
+
+
+def fit_frame(frame: torch.Tensor, size: int | None, crop: bool = True) -> torch.Tensor:
+    """Bring a frame to the square size the readers produce (the same resizing as ``read_image(path, size)``).
+
+    Args:
+        frame: (3, H, W) float in [0, 1].
+        size: output side, or None to return the frame unchanged.
+        crop: centre-crop to a square before resizing (else squash).
+
+    Returns:
+        (3, size, size); the input itself when it already has that size.
+    """
+    return _fit(frame, _check_size(size), crop)
 
 
 def _check_size(size: int | None) -> int | None:

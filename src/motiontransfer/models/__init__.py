@@ -1,5 +1,7 @@
-"""Model families. ``fomm``: First Order Motion Model networks and configs."""
+"""Model families. ``base``: the interface every family implements (:class:`AnimationModel`) and the family
+registry; ``fomm``: First Order Motion Model networks and configs (``fomm_animator``: FOMM behind the interface)."""
 
+from motiontransfer.models.base import AnimationModel, SourceState, model_class, model_from_file
 from motiontransfer.models.fomm import (
     CommonParams,
     DenseMotionNetwork,
@@ -18,6 +20,7 @@ from motiontransfer.models.fomm import (
 )
 
 __all__ = [
+    "AnimationModel",
     "CommonParams",
     "DenseMotionNetwork",
     "DenseMotionParams",
@@ -27,9 +30,12 @@ __all__ = [
     "KPDetector",
     "KPDetectorParams",
     "OcclusionAwareGenerator",
+    "SourceState",
     "build_discriminator",
     "build_fomm",
     "build_generator",
     "build_kp_detector",
+    "model_class",
+    "model_from_file",
     "vox256_config",
 ]

@@ -1,0 +1,237 @@
+"""The Python API: load a model and animate images with it.
+
+Usage::
+
+    import motiontransfer as mt
+
+    animator = mt.load("vox.mt")                                   # our model file
+    animator = mt.load("vox-cpk.pth.tar", config="vox-256")        # an official checkpoint + its config
+    for frame in animator.animate("face.png", "talk.mp4"):         # (H, W, 3) float32 in [0, 1], streamed
+        ...
+
+Inputs are float arrays or tensors in [0, 1] (uint8 is accepted too), HWC or CHW, or file paths; they are
+centre-cropped and resized to the model's frame size. Everything runs on one device: CUDA when available, else the
+CPU, unless ``device`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from motiontransfer.checkpoint import is_model_file, load_model_file, save_model_file
+from motiontransfer.convert import convert_official
+from motiontransfer.data.video_io import VideoReader, read_image
+from motiontransfer.errors import InputFileError, UserError
+from motiontransfer.experiment import load_experiment
+from motiontransfer.inference import pipeline
+from motiontransfer.inference.landmarks import get_landmarker
+from motiontransfer.models.base import AnimationModel, TransferMode, model_from_file
+
+MODEL_FILE_SUFFIX = ".mt"
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; otherwise the named device, which must be usable.
+
+    Raises:
+        UserError: an unknown device name, or CUDA requested where it is not available.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UserError(f"unknown device {device!r} ({exc})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested, but CUDA is not available here; use cpu")
+    return resolved
+
+
+def load(checkpoint: str | Path, config: Any = None, device: str | torch.device | None = None) -> Animator:
+    """Load a model for inference.
+
+    Args:
+        checkpoint: a motiontransfer model file (``.mt``; it carries its config), or an official checkpoint
+            (e.g. FOMM's ``vox-cpk.pth.tar``, read with ``torch.load(weights_only=True)``).
+        config: for official checkpoints (required): a bundled config name (``vox-256``), a path to an
+            official-style YAML file, or an experiment object. Not allowed with model files.
+        device: ``cpu``, ``cuda``, ``cuda:1``, ...; None picks CUDA when available, else the CPU.
+
+    Returns:
+        An :class:`Animator` in eval mode on the device.
+
+    Raises:
+        UserError / InputFileError: missing or unreadable file, missing config for an official checkpoint, a config
+            that does not match the weights (the message names the first mismatching keys), another family's
+            checkpoint, or an unusable device.
+    """
+    path = Path(checkpoint)
+    target = resolve_device(device)
+    if not path.exists():
+        raise InputFileError(path, "checkpoint not found")
+    if path.suffix == MODEL_FILE_SUFFIX or is_model_file(path):
+        if config is not None:
+            raise UserError(f"{path} is a motiontransfer model file, which carries its own config; "
+                            f"do not pass a config ({config})")
+        model_file = load_model_file(path)
+    else:
+        if config is None:
+            raise UserError(f"{path} is not a motiontransfer model file; an official checkpoint needs its config "
+                            "(a bundled name such as vox-256, or the official YAML file): pass config= / --config")
+        experiment, name = _experiment(config)
+        model_file = convert_official(path, experiment, name)
+    return Animator(model_from_file(model_file, device=target))
+
+
+class Animator:
+    """A loaded model with a frames-in, frames-out interface (see :func:`load`).
+
+    Attributes:
+        model: the family's :class:`~motiontransfer.models.base.AnimationModel` (for the pipeline primitives).
+    """
+
+    def __init__(self, model: AnimationModel) -> None:
+        self.model = model
+
+    @property
+    def family(self) -> str:
+        """Model family name (``fomm``, ...)."""
+        return self.model.family
+
+    @property
+    def size(self) -> int:
+        """Side of the square frames the model works on."""
+        return self.model.size
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self.model.device
+
+    def animate(self, source: Any, driving: Any, mode: TransferMode = "relative", adapt_scale: bool = False,
+                best_frame: pipeline.BestFrame = None, *, batch_size: int = 8,
+                landmarks: str | pipeline.Landmarker = "model") -> Iterator[np.ndarray]:
+        """Animate ``source`` with the motion of ``driving``, streaming one output frame per driving frame.
+
+        Args:
+            source: image path, or an array / tensor (H, W, 3) or (3, H, W) (also (H, W) or one channel).
+            driving: video path (file or frame folder), a T-first array / tensor (T, H, W, 3) or (T, 3, H, W),
+                or an iterable of frames (read lazily; a one-shot iterator cannot be used with ``best_frame``).
+            mode, adapt_scale, best_frame, batch_size: see :func:`motiontransfer.inference.pipeline.animate`.
+            landmarks: pose detector for ``best_frame="auto"``: ``model`` (its keypoints), ``dlib`` (faces; needs
+                the ``eval`` extra) or a callable frame (3, H, W) -> (N, 2) points.
+
+        Yields:
+            (size, size, 3) float32 numpy frames in [0, 1].
+        """
+        items = pipeline.animate(self.model, as_image(source, self.size), as_frames(driving, self.size), mode=mode,
+                                 adapt_scale=adapt_scale, best_frame=best_frame, batch_size=batch_size,
+                                 landmarks=get_landmarker(landmarks) if isinstance(landmarks, str) else landmarks)
+        for item in items:
+            yield to_hwc(item["prediction"])
+
+    def reconstruct(self, video: Any, *, batch_size: int = 8) -> Iterator[np.ndarray]:
+        """Reconstruct ``video`` (any ``driving`` form of :meth:`animate`) from its first frame and the motion of
+        each frame (absolute). Yields (size, size, 3) float32 numpy frames in [0, 1]."""
+        for item in pipeline.reconstruct(self.model, as_frames(video, self.size), batch_size=batch_size):
+            yield to_hwc(item["prediction"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as a motiontransfer model file (atomically); returns the path."""
+        return save_model_file(path, self.model.to_model_file())
+
+
+# ------------------------------------------------------------------------------------------------ conversions
+
+
+def as_image(image: Any, size: int | None = None) -> torch.Tensor:
+    """One image as a (3, H, W) float32 CPU tensor in [0, 1].
+
+    Args:
+        image: an image path (read at ``size``), or an array / tensor (H, W, 3), (3, H, W), (H, W), (1, H, W),
+            (H, W, 1) or with a leading batch dimension of 1; float in [0, 1] or uint8.
+        size: for paths: the side to read at (centre crop + resize); arrays keep their size.
+
+    Raises:
+        UserError: an unrecognised shape, or float values outside [0, 1].
+    """
+    if isinstance(image, (str, Path)):
+        return read_image(image, size=size)
+    tensor = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image).detach().cpu()
+    if tensor.dim() == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.dim() == 2:
+        tensor = tensor[None]
+    if tensor.dim() != 3:
+        raise UserError(f"expected an image of shape (H, W, 3) or (3, H, W), got shape {tuple(tensor.shape)}")
+    if tensor.shape[-1] in (1, 3) and tensor.shape[0] not in (1, 3):
+        tensor = tensor.permute(2, 0, 1)
+    if tensor.shape[0] not in (1, 3):
+        raise UserError(f"expected an image of shape (H, W, 3) or (3, H, W), got shape {tuple(tensor.shape)}")
+    return _to_unit_float(tensor).expand(3, -1, -1).contiguous()
+
+
+def as_frames(video: Any, size: int | None = None) -> Iterable[torch.Tensor]:
+    """Driving frames as an iterable of (3, H, W) float32 tensors, converted lazily.
+
+    Args:
+        video: a video file or frame folder path (a :class:`~motiontransfer.data.video_io.VideoReader` at
+            ``size``), a T-first array / tensor, a list of frames, or any iterable of frames.
+
+    Returns:
+        Re-iterable when ``video`` is (a path, an array, a list, ...); a one-shot iterator when ``video`` is one.
+    """
+    if isinstance(video, (str, Path)):
+        return VideoReader(video, size=size)
+    if isinstance(video, (np.ndarray, torch.Tensor)):
+        if video.ndim != 4:
+            raise UserError(f"expected driving frames as a T-first array (T, H, W, 3) or (T, 3, H, W), got shape "
+                            f"{tuple(video.shape)}")
+        return _ConvertedFrames(video)
+    if isinstance(video, Iterable):
+        if iter(video) is video:  # one-shot: stay one-shot so the pipeline can tell
+            return (as_image(frame) for frame in video)
+        return _ConvertedFrames(video)
+    raise UserError(f"expected driving frames (a path, an array or an iterable of frames), got {type(video).__name__}")
+
+
+def to_hwc(frame: torch.Tensor) -> np.ndarray:
+    """(3, H, W) tensor -> (H, W, 3) float32 numpy array."""
+    return frame.detach().to("cpu", torch.float32).permute(1, 2, 0).contiguous().numpy()
+
+
+class _ConvertedFrames:
+    """A re-iterable view converting each frame of a re-iterable source with :func:`as_image`."""
+
+    def __init__(self, frames: Iterable[Any]) -> None:
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (as_image(frame) for frame in self.frames)
+
+
+def _to_unit_float(tensor: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float / 255; floats must already lie in [0, 1] (a small rounding excess is clipped)."""
+    if tensor.dtype == torch.uint8:
+        return tensor.float() / 255.0
+    if not tensor.is_floating_point():
+        raise UserError(f"expected float images in [0, 1] or uint8, got dtype {tensor.dtype}")
+    tensor = tensor.float()
+    low, high = float(tensor.min()), float(tensor.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise UserError(f"expected image values in [0, 1], got values from {low:.3g} to {high:.3g} "
+                        "(divide 0-255 images by 255)")
+    return tensor.clamp(0.0, 1.0)
+
+
+def _experiment(config: Any) -> tuple[Any, str]:
+    """(experiment, name for messages) from a config name, a path or an experiment object."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return config, "(given experiment)"
+    return load_experiment(config), str(config)

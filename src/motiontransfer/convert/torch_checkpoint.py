@@ -1,0 +1,110 @@
+"""Reading the authors' PyTorch checkpoints safely, and telling the families' layouts apart.
+
+Official checkpoints are plain ``torch.save`` pickles (FOMM's ``.pth.tar`` is not a tar archive). They are read
+with ``torch.load(weights_only=True)``, which refuses to run pickled code: only tensors and plain containers load.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from motiontransfer.checkpoint import is_model_file
+from motiontransfer.errors import InputFileError
+
+FAMILY_TITLES: Mapping[str, str] = MappingProxyType({
+    "fomm": "FOMM", "monkeynet": "Monkey-Net", "lia": "LIA", "mraa": "MRAA", "tpsmm": "TPSMM",
+})
+# Families whose checkpoints this library cannot convert (successor methods with other networks).
+UNSUPPORTED = frozenset({"mraa", "tpsmm"})
+_READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
+                AttributeError, ImportError, IndexError, KeyError, TypeError, UnicodeDecodeError)
+
+
+def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a ``torch.save`` checkpoint dict onto the CPU without executing pickled code.
+
+    Raises:
+        InputFileError: missing file, a motiontransfer model file (nothing to convert), a truncated or corrupt
+            file, one holding objects other than tensors and plain containers, or one that is not a dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "checkpoint not found" if not path.exists() else "is not a file")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "checkpoint file is empty")
+    if is_model_file(path):
+        raise InputFileError(path, "is already a motiontransfer model file; load it directly, without a config")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise InputFileError(path, "holds Python objects other than tensors and plain containers; refusing to "
+                                       "unpickle them (only weights are loaded)") from None
+        raise InputFileError(path, f"cannot be read as a PyTorch checkpoint; the file may be truncated or "
+                                   f"corrupt ({_first_line(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise InputFileError(path, f"cannot be read as a PyTorch checkpoint; the file may be truncated or corrupt "
+                                   f"({_first_line(exc)})") from None
+    if not isinstance(checkpoint, dict):
+        raise InputFileError(path, f"holds a {type(checkpoint).__name__}, not a checkpoint dict of networks")
+    return checkpoint
+
+
+def detect_family(checkpoint: Mapping[str, Any]) -> str | None:
+    """Guess which method wrote a checkpoint dict from its top-level keys and network parameter names.
+
+    Returns:
+        ``fomm``, ``monkeynet``, ``lia``, ``mraa``, ``tpsmm``, or None when the layout is unknown.
+    """
+    if isinstance(checkpoint.get("gen"), Mapping):
+        return "lia"
+    if "region_predictor" in checkpoint:
+        return "mraa"
+    if "inpainting_network" in checkpoint:
+        return "tpsmm"
+    generator, kp_detector = checkpoint.get("generator"), checkpoint.get("kp_detector")
+    if not isinstance(generator, Mapping) or not isinstance(kp_detector, Mapping):
+        return None
+    monkeynet_prefixes = ("appearance_encoder.", "video_decoder.", "refinement_module.", "dense_motion_module.")
+    if any(str(key).startswith(monkeynet_prefixes) for key in generator):
+        return "monkeynet"
+    if any(isinstance(value, torch.Tensor) and value.dim() == 5 for value in kp_detector.values()):
+        return "monkeynet"  # Conv3d kernels
+    return "fomm"
+
+
+def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path) -> None:
+    """Raise InputFileError naming the right ``--from`` when ``checkpoint`` is not a ``family`` checkpoint."""
+    found = detect_family(checkpoint)
+    if found == family:
+        return
+    title = FAMILY_TITLES[family]
+    if found is None:
+        keys = ", ".join(repr(str(key)) for key in list(checkpoint)[:8]) or "none"
+        raise InputFileError(path, f"not a {title} checkpoint (unknown layout; top-level keys: {keys})")
+    if found in UNSUPPORTED:
+        raise InputFileError(path, f"looks like a {FAMILY_TITLES[found]} checkpoint, which motiontransfer does not "
+                                   f"support; expected a {title} checkpoint")
+    raise InputFileError(path, f"looks like a {FAMILY_TITLES[found]} checkpoint, not {title}; use --from {found} "
+                               f"(and a {FAMILY_TITLES[found]} config)")
+
+
+def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> dict[str, Any]:
+    """Drop a (Distributed)DataParallel ``module.`` prefix when every key has it; otherwise copy as is."""
+    keys = list(state)
+    if keys and all(str(key).startswith(prefix) for key in keys):
+        return {str(key)[len(prefix):]: value for key, value in state.items()}
+    return dict(state)
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (just the type when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -1,0 +1,140 @@
+"""File-level jobs on top of the streaming pipeline: animate a video file into a video file (with the driving
+video's audio and frame rate, and an optional visualisation video), and reconstruct a dataset's test videos.
+
+Outputs are written atomically (:class:`~motiontransfer.data.video_io.VideoWriter`): an error or Ctrl-C leaves no
+partial file and keeps an older file at the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from motiontransfer.data.datasets import FramesDataset
+from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_procedural
+from motiontransfer.data.video_io import VideoReader, VideoWriter, iter_frames, probe, read_image
+from motiontransfer.inference import pipeline
+from motiontransfer.models.base import AnimationModel, TransferMode
+from motiontransfer.visualize import animation_grid
+
+DEFAULT_FPS = 25.0
+Progress = Callable[[Iterable[dict[str, Any]], "int | None"], Iterable[dict[str, Any]]]
+"""Wraps the item stream, e.g. with a progress bar: (items, total frame count or None) -> items."""
+
+
+def visualization_path(out: str | Path) -> Path:
+    """``<out stem>-viz<suffix>`` next to ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}-viz{out.suffix}")
+
+
+def animate_video(model: AnimationModel, source: str | Path, driving: str | Path, out: str | Path, *,
+                  mode: TransferMode = "relative", adapt_scale: bool = False, best_frame: pipeline.BestFrame = None,
+                  batch_size: int = 8, landmarks: pipeline.Landmarker | None = None, visualize: bool = False,
+                  progress: Progress | None = None) -> list[Path]:
+    """Animate the image file ``source`` with the video ``driving`` and write ``out``.
+
+    ``out`` gets the driving video's frame rate (25 fps for frame folders) and its audio, if any; with
+    ``visualize`` also :func:`visualization_path` (source | driving with keypoints | occlusion | prediction).
+    The other arguments are those of :func:`motiontransfer.inference.pipeline.animate`.
+
+    Returns:
+        The paths written.
+    """
+    source_image = read_image(source, size=model.size)
+    with VideoReader(driving, size=model.size) as reader:
+        info = reader.info
+        fps = info.fps or DEFAULT_FPS
+        audio = Path(driving) if info.has_audio else None
+        items: Iterable[dict[str, Any]] = pipeline.animate(
+            model, source_image, reader, mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
+            batch_size=batch_size, landmarks=landmarks)
+        if progress is not None:
+            items = progress(items, info.num_frames)
+        with contextlib.ExitStack() as outputs:
+            writer = outputs.enter_context(VideoWriter(out, fps=fps, audio_from=audio))
+            viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
+                   if visualize else None)
+            for item in items:
+                writer.write(item["prediction"])
+                if viz is not None:
+                    viz.write(animation_grid(item))
+    return [writer.path] + ([viz.path] if viz is not None else [])
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    """One reconstructed video: its name, mean L1 over its frames, frame count and the written file (or None)."""
+
+    name: str
+    l1: float
+    num_frames: int
+    path: Path | None
+
+
+@dataclass(frozen=True)
+class _TestVideo:
+    name: str
+    fps: float
+    frames: Callable[[], Iterator[torch.Tensor]]
+
+
+def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | Path | None = None, *,
+                        num_videos: int | None = None, batch_size: int = 8) -> Iterator[ReconstructionResult]:
+    """The video-reconstruction proxy task over a dataset's test split (FOMM Sec. 4; official
+    ``reconstruction.py``): each video is rebuilt from its first frame and the motion of every frame.
+
+    Args:
+        model: any family's model.
+        data: a FOMM-layout dataset folder (its ``test`` split, or the 80/20 split) or a ``procedural:`` spec
+            (its test split, rendered at the model's size unless the spec sets ``size``).
+        out_dir: where to write ``<video name>.mp4`` per video; None writes nothing.
+        num_videos: only the first N test videos.
+        batch_size: frames per forward pass.
+
+    Yields:
+        One :class:`ReconstructionResult` per video, as each finishes. The official summary number is the mean
+        L1 over all frames of all videos (weighting videos by length).
+    """
+    for video in _test_videos(data, model.size, num_videos):
+        writer = (VideoWriter(Path(out_dir) / f"{video.name}.mp4", fps=video.fps) if out_dir is not None
+                  else None)
+        total, count = 0.0, 0
+        with writer if writer is not None else contextlib.nullcontext():
+            for item in pipeline.reconstruct(model, video.frames(), batch_size=batch_size):
+                total, count = total + item["l1"], count + 1
+                if writer is not None:
+                    writer.write(item["prediction"])
+        yield ReconstructionResult(video.name, total / count, count, writer.path if writer is not None else None)
+
+
+def _test_videos(data: str | Path, size: int, num_videos: int | None) -> list[_TestVideo]:
+    """Name, frame rate and a frame-stream factory per test video of ``data``."""
+    if is_procedural(str(data)):
+        text = str(data)
+        spec = ProceduralSpec.parse(text, split="test", **({} if "size=" in text else {"size": size}))
+        source = ProceduralSource(spec)
+        count = len(source) if num_videos is None else min(num_videos, len(source))
+        return [_procedural_video(source, index) for index in range(count)]
+    dataset = FramesDataset(data, split="test", frame_size=size)
+    count = dataset.num_videos if num_videos is None else min(num_videos, dataset.num_videos)
+    return [_file_video(dataset.video_path(index), size) for index in range(count)]
+
+
+def _procedural_video(source: ProceduralSource, index: int) -> _TestVideo:
+    video = source.video(index)
+
+    def frames() -> Iterator[torch.Tensor]:
+        return (torch.from_numpy(frame.image.transpose(2, 0, 1).copy()) for frame in source.frames(index))
+
+    return _TestVideo(video.name, video.fps, frames)
+
+
+def _file_video(path: Path, size: int) -> _TestVideo:
+    return _TestVideo(path.stem if path.is_file() else path.name, probe(path).fps or DEFAULT_FPS,
+                      lambda: iter_frames(path, size=size))

@@ -1,0 +1,191 @@
+"""The interface every model family implements, so that the inference pipeline, the Python API and the CLI
+contain no family-specific code.
+
+A family wraps its networks in an :class:`AnimationModel` that exposes five primitives:
+
+* ``extract_motion(frames) -> Motion``: the motion representation of each frame (FOMM: keypoints + Jacobians;
+  Monkey-Net: keypoints + covariances; LIA: latent motion magnitudes).
+* ``transfer(source_motion, driving_motion, driving_initial, mode, adapt_scale) -> Motion``: the motion to impose
+  on the source, either the driving motion itself (``absolute``) or the driving change since ``driving_initial``
+  applied to the source's (``relative``).
+* ``encode_source(source) -> SourceState``: everything that depends on the source image only, computed once per
+  source (its motion and encoder features).
+* ``render(source_state, target_motion) -> dict``: ``prediction`` (B, 3, H, W) plus per-frame extras for
+  visualisation (occlusion map, masks, deformed source, ...), each with batch dimension B first.
+* ``motion_keypoints(motion) -> (B, K, 2)``: points in [-1, 1] to draw and to compare poses with.
+
+Families are found by name through :data:`MODEL_FAMILIES` (a constant table of import paths, loaded on first use),
+so :func:`model_from_file` dispatches on a model file's ``family``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from motiontransfer.checkpoint import ModelFile, StateDict
+from motiontransfer.errors import UserError
+
+TransferMode = Literal["relative", "absolute"]
+TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")
+
+MODEL_FAMILIES: Mapping[str, str] = MappingProxyType({
+    "fomm": "motiontransfer.models.fomm_animator:FOMMAnimator",
+})
+
+M = TypeVar("M", bound="Motion")
+
+
+class Motion(Protocol):
+    """A batch of per-frame motion representations (batch dimension first in every tensor)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Number of frames B."""
+        ...
+
+    def select(self: M, index: slice) -> M:
+        """The frames ``index`` of the batch, keeping the batch dimension."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """The source-side work of a model, computed once per source image by ``encode_source``.
+
+    Attributes:
+        image: (1, 3, H, W) source image on the model's device.
+        motion: the source's own motion (batch 1).
+        features: family-specific cached encoder output (FOMM: (1, C', H/4, W/4) generator features).
+    """
+
+    image: torch.Tensor
+    motion: Any
+    features: Any
+
+
+class AnimationModel(nn.Module, ABC):
+    """A family's networks behind the common primitives (see the module docstring).
+
+    Attributes:
+        family: the family name (a key of :data:`MODEL_FAMILIES`).
+        size: side of the square frames the model expects (inputs are resized to it by the callers).
+    """
+
+    family: ClassVar[str]
+    size: int
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (inputs are moved there by the callers)."""
+        return next(self.parameters()).device
+
+    @abstractmethod
+    def extract_motion(self, frames: torch.Tensor) -> Any:
+        """Motion of each frame: frames (B, 3, H, W) in [0, 1] -> Motion of batch B."""
+
+    @abstractmethod
+    def transfer(self, source_motion: Any, driving_motion: Any, driving_initial: Any | None,
+                 mode: TransferMode = "relative", adapt_scale: bool = False) -> Any:
+        """The motion to render: ``absolute`` returns ``driving_motion``; ``relative`` applies the change from
+        ``driving_initial`` (batch 1) to ``driving_motion`` (batch B) to ``source_motion`` (batch 1), optionally
+        scaled to the source's size (``adapt_scale``). Returns a Motion of batch B."""
+
+    @abstractmethod
+    def encode_source(self, source: torch.Tensor) -> SourceState:
+        """Source-side work, done once per source: source (1, 3, H, W) in [0, 1] -> :class:`SourceState`."""
+
+    @abstractmethod
+    def render(self, source_state: SourceState, target_motion: Any) -> dict[str, torch.Tensor]:
+        """Animate the source with ``target_motion`` (batch B): dict with ``prediction`` (B, 3, H, W) in [0, 1]
+        and family-specific extras for visualisation, each (B, ...)."""
+
+    @abstractmethod
+    def motion_keypoints(self, motion: Any) -> torch.Tensor:
+        """Points of a Motion of batch B as (B, K, 2) in [-1, 1] (x first), for drawing and best-frame search."""
+
+    @classmethod
+    @abstractmethod
+    def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None) -> AnimationModel:
+        """Build the model from a :class:`~motiontransfer.checkpoint.ModelFile`, in eval mode on ``device``
+        (default CPU). Raises UserError when the weights do not match the stored config."""
+
+    @abstractmethod
+    def to_model_file(self) -> ModelFile:
+        """The model's inference networks and config as a :class:`~motiontransfer.checkpoint.ModelFile`."""
+
+
+def check_mode(mode: str) -> TransferMode:
+    """Validate a transfer mode name; raise UserError for anything but ``relative`` / ``absolute``."""
+    if mode not in TRANSFER_MODES:
+        raise UserError(f"unknown transfer mode {mode!r}; use {' or '.join(TRANSFER_MODES)}")
+    return mode  # type: ignore[return-value]
+
+
+def model_class(family: str) -> type[AnimationModel]:
+    """The :class:`AnimationModel` subclass of ``family``; UserError for an unknown family."""
+    if family not in MODEL_FAMILIES:
+        raise UserError(f"unknown model family {family!r}; known: {', '.join(MODEL_FAMILIES)}")
+    module_name, class_name = MODEL_FAMILIES[family].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def model_from_file(model_file: ModelFile, device: str | torch.device | None = None) -> AnimationModel:
+    """Instantiate the model stored in ``model_file`` with the class of its family."""
+    return model_class(model_file.family).from_model_file(model_file, device=device)
+
+
+# ------------------------------------------------------------------------------------------- strict weight loading
+
+
+def load_state_dicts(modules: Mapping[str, nn.Module], states: Mapping[str, StateDict], context: str) -> None:
+    """Load ``states[name]`` into each of ``modules`` strictly (same keys, same shapes), or raise one UserError
+    that lists every problem of every network.
+
+    Args:
+        modules: network name -> module to fill.
+        states: network name -> state dict (extra networks in ``states`` are ignored).
+        context: start of the error message, e.g. ``"checkpoint does not match config vox-256"``.
+
+    Raises:
+        UserError: ``"<context>: generator.first.conv.weight has shape (32, 3, 7, 7), expected (64, 3, 7, 7);
+            missing keys: ...; unexpected keys: ..."``.
+    """
+    shapes: list[str] = []
+    missing: list[str] = []
+    unexpected: list[str] = []
+    for name, module in modules.items():
+        if name not in states:
+            missing.append(f"{name} (the whole network)")
+            continue
+        expected = module.state_dict()
+        given = states[name]
+        missing += [f"{name}.{key}" for key in expected if key not in given]
+        unexpected += [f"{name}.{key}" for key in given if key not in expected]
+        shapes += [f"{name}.{key} has shape {_shape(given[key])}, expected {_shape(value)}"
+                   for key, value in expected.items() if key in given and _shape(given[key]) != _shape(value)]
+    problems = _listing("", shapes) + _listing("missing keys: ", missing) + _listing("unexpected keys: ", unexpected)
+    if problems:
+        raise UserError(f"{context}: {'; '.join(problems)}")
+    for name, module in modules.items():
+        module.load_state_dict(states[name], strict=True)
+
+
+def _shape(value: Any) -> tuple[int, ...] | str:
+    """A tensor's shape, or a description of a value that is not a tensor."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else f"(not a tensor: {type(value).__name__})"
+
+
+def _listing(title: str, items: list[str], limit: int = 4) -> list[str]:
+    """``[title + first items (+N more)]``, or ``[]`` for no items; shape lines are joined the same way."""
+    if not items:
+        return []
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return [title + ", ".join(items[:limit]) + more]

@@ -1,0 +1,155 @@
+"""FOMM behind the common :class:`~motiontransfer.models.base.AnimationModel` interface: the keypoint detector and
+the occlusion-aware generator, with relative / absolute motion transfer (Sec. 3.4, Eqs. 14-15) and a cached source
+encoding.
+
+The motion of a frame is a :class:`KeypointMotion` (keypoints and, when the config estimates them, Jacobians).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from motiontransfer.checkpoint import ModelFile, state_dicts
+from motiontransfer.config import to_dict
+from motiontransfer.errors import UserError
+from motiontransfer.experiment import FommExperiment, experiment_from_dict
+from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode, load_state_dicts
+from motiontransfer.models.fomm import KPDetector, OcclusionAwareGenerator, build_generator, build_kp_detector
+from motiontransfer.ops.keypoints import convex_hull_scale, relative_jacobians, relative_keypoints
+
+# Generator outputs passed on to callers for visualisation (the K+1 sparsely deformed sources are left out: they
+# are large and only the dense motion network needs them).
+RENDER_EXTRAS = ("occlusion_map", "mask", "deformed", "deformation")
+
+
+@dataclass(frozen=True)
+class KeypointMotion:
+    """FOMM motion of B frames.
+
+    Attributes:
+        value: (B, K, 2) keypoints in [-1, 1] (x first).
+        jacobian: (B, K, 2, 2) local Jacobians, or None when the model estimates none (identity).
+    """
+
+    value: torch.Tensor
+    jacobian: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Number of frames B."""
+        return int(self.value.shape[0])
+
+    def select(self, index: slice) -> KeypointMotion:
+        """Frames ``index`` of the batch (batch dimension kept)."""
+        return KeypointMotion(self.value[index], None if self.jacobian is None else self.jacobian[index])
+
+    def expand(self, batch: int) -> KeypointMotion:
+        """A batch-1 motion repeated (as a view) to ``batch`` frames."""
+        jacobian = None if self.jacobian is None else self.jacobian.expand(batch, -1, -1, -1)
+        return KeypointMotion(self.value.expand(batch, -1, -1), jacobian)
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """The keypoint dict the FOMM networks take: ``{'value': ..., 'jacobian': ...}``."""
+        return {"value": self.value} if self.jacobian is None else {"value": self.value, "jacobian": self.jacobian}
+
+
+class FOMMAnimator(AnimationModel):
+    """FOMM inference model.
+
+    Args:
+        experiment: the experiment config (model architecture, frame size, animation defaults).
+        kp_detector, generator: the networks; built from ``experiment`` (random weights) when None.
+
+    ``use_relative_jacobian`` of the config's ``animate_params.normalization_params`` decides whether relative
+    transfer also makes the Jacobians relative (Eq. 15) or keeps the driving ones, as the official code does.
+    """
+
+    family = "fomm"
+
+    def __init__(self, experiment: FommExperiment, kp_detector: KPDetector | None = None,
+                 generator: OcclusionAwareGenerator | None = None) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.kp_detector = kp_detector if kp_detector is not None else build_kp_detector(experiment.model_params)
+        self.generator = generator if generator is not None else build_generator(experiment.model_params)
+        self.size = experiment.frame_size
+        self.use_relative_jacobian = experiment.animate_params.normalization_params.use_relative_jacobian
+
+    def extract_motion(self, frames: torch.Tensor) -> KeypointMotion:
+        """frames (B, 3, H, W) in [0, 1] -> keypoints (B, K, 2) and Jacobians (B, K, 2, 2)."""
+        out = self.kp_detector(frames)
+        return KeypointMotion(out["value"], out.get("jacobian"))
+
+    def transfer(self, source_motion: KeypointMotion, driving_motion: KeypointMotion,
+                 driving_initial: KeypointMotion | None, mode: TransferMode = "relative",
+                 adapt_scale: bool = False) -> KeypointMotion:
+        """Target keypoints for the generator (the official ``normalize_kp``).
+
+        ``absolute``: the driving motion as is. ``relative``: value ``(kp_D - kp_D,1) * s + kp_S`` (Eq. 14) with
+        ``s`` = :func:`~motiontransfer.ops.keypoints.convex_hull_scale` if ``adapt_scale`` else 1, and Jacobian
+        ``(J_D J_D,1^-1) J_S`` (Eq. 15) when Jacobians are estimated and ``use_relative_jacobian`` is set.
+
+        Args:
+            source_motion: batch 1. driving_motion: batch B. driving_initial: batch 1 (required for relative).
+
+        Returns:
+            KeypointMotion of batch B.
+        """
+        if check_mode(mode) == "absolute":
+            return driving_motion
+        if driving_initial is None:
+            raise ValueError("relative transfer needs the motion of the initial driving frame")
+        scale = convex_hull_scale(source_motion.value, driving_initial.value) if adapt_scale else 1.0
+        value = relative_keypoints(source_motion.value, driving_motion.value, driving_initial.value, scale)
+        jacobian = driving_motion.jacobian
+        if self.use_relative_jacobian and jacobian is not None:
+            assert source_motion.jacobian is not None and driving_initial.jacobian is not None
+            jacobian = relative_jacobians(source_motion.jacobian, jacobian, driving_initial.jacobian)
+        return KeypointMotion(value, jacobian)
+
+    def encode_source(self, source: torch.Tensor) -> SourceState:
+        """source (1, 3, H, W) -> its keypoints and the generator's encoder features (1, C', H/4, W/4)."""
+        return SourceState(image=source, motion=self.extract_motion(source),
+                           features=self.generator.encode_source(source))
+
+    def render(self, source_state: SourceState, target_motion: KeypointMotion) -> dict[str, torch.Tensor]:
+        """Decode the cached source features warped to ``target_motion`` (batch B).
+
+        Returns:
+            ``prediction`` (B, 3, H, W), ``deformed`` (B, 3, H, W) the source warped by the dense motion,
+            ``deformation`` (B, h, w, 2) that motion, ``mask`` (B, K+1, h, w) and ``occlusion_map``
+            (B, 1, h, w) when the config estimates one; (h, w) is the dense motion network's resolution.
+        """
+        batch = target_motion.batch_size
+        image, features = source_state.image, source_state.features
+        out = self.generator.decode(features.expand(batch, -1, -1, -1), image.expand(batch, -1, -1, -1),
+                                    source_state.motion.expand(batch).as_dict(), target_motion.as_dict())
+        return {"prediction": out["prediction"], **{key: out[key] for key in RENDER_EXTRAS if key in out}}
+
+    def motion_keypoints(self, motion: KeypointMotion) -> torch.Tensor:
+        """(B, K, 2) keypoints in [-1, 1]."""
+        return motion.value
+
+    @classmethod
+    def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None) -> FOMMAnimator:
+        """Build from a model file holding ``kp_detector`` and ``generator`` (other networks, such as the
+        discriminator, are ignored) and ``metadata["config"]``; eval mode, on ``device`` (default CPU).
+
+        Raises:
+            UserError: no or an invalid config in the metadata, or weights that do not match it.
+        """
+        if "config" not in model_file.metadata:
+            raise UserError("the model file has no config in its metadata")
+        experiment = experiment_from_dict(model_file.metadata["config"])
+        model = cls(experiment)
+        load_state_dicts({"kp_detector": model.kp_detector, "generator": model.generator}, model_file.networks,
+                         "the weights do not match the model file's config")
+        return model.to(device if device is not None else "cpu").eval()
+
+    def to_model_file(self) -> ModelFile:
+        """``kp_detector`` and ``generator`` weights with ``metadata["config"]`` = the experiment as plain data."""
+        networks = state_dicts({"kp_detector": self.kp_detector, "generator": self.generator})
+        return ModelFile(self.family, networks, {"config": to_dict(self.experiment)})
+
