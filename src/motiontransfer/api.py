@@ -32,6 +32,7 @@ from motiontransfer.experiment import load_experiment
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.landmarks import get_landmarker
 from motiontransfer.models.base import AnimationModel, TransferMode, model_from_file
+from motiontransfer.pretrained import bundled_model_path, is_bundled_name
 
 MODEL_FILE_SUFFIX = ".mt"
 
@@ -57,7 +58,8 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
     """Load a model for inference.
 
     Args:
-        checkpoint: a motiontransfer model file (``.mt``; it carries its config), or an official checkpoint
+        checkpoint: a motiontransfer model file (``.mt``; it carries its config), the name of a bundled model
+            (``fomm-faces``, ``fomm-puppets``; see :mod:`motiontransfer.pretrained`), or an official checkpoint
             (e.g. FOMM's ``vox-cpk.pth.tar``, read with ``torch.load(weights_only=True)``).
         config: for official checkpoints (required): a bundled config name (``vox-256``), a path to an
             official-style YAML file, or an experiment object. Not allowed with model files.
@@ -73,6 +75,8 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
     """
     path = Path(checkpoint)
     target = resolve_device(device)
+    if not path.exists() and is_bundled_name(checkpoint):
+        path = bundled_model_path(str(checkpoint))
     if not path.exists():
         raise InputFileError(path, "checkpoint not found")
     if path.suffix == MODEL_FILE_SUFFIX or is_model_file(path):

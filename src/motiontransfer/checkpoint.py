@@ -42,11 +42,12 @@ class ModelFile:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def save_model_file(path: str | Path, model: ModelFile) -> Path:
+def save_model_file(path: str | Path, model: ModelFile, float_dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` to ``path`` atomically and return the path.
 
     Tensors are made contiguous and moved to the CPU; tensors shared between keys (tied weights) are cloned
-    so safetensors accepts them.
+    so safetensors accepts them. ``float_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that
+    type to halve the file; loading casts them back to the networks' own dtype. Integer tensors are kept.
     """
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
@@ -54,7 +55,10 @@ def save_model_file(path: str | Path, model: ModelFile) -> Path:
         if "." in network:
             raise ValueError(f"network names must not contain '.', got {network!r}")
         for key, value in state.items():
-            tensor = value.detach().to("cpu").contiguous()
+            tensor = value.detach().to("cpu")
+            if float_dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(float_dtype)
+            tensor = tensor.contiguous()
             if tensor.data_ptr() in seen and tensor.numel() > 0:
                 tensor = tensor.clone()
             seen.add(tensor.data_ptr())

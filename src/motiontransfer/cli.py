@@ -50,23 +50,29 @@ def _positive(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
+class BundledModelName(str, Enum):
+    faces = "fomm-faces"
+    puppets = "fomm-puppets"
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
-    family: Annotated[FamilyName, typer.Option(help="Procedural family to show.")] = FamilyName.faces,
-    size: Annotated[int, typer.Option(help="Frame size in pixels.")] = 128,
-    frames: Annotated[int, typer.Option(help="Number of frames.")] = 64,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    model: Annotated[BundledModelName, typer.Option(help="Bundled model to run.")] = BundledModelName.faces,
+    frames: Annotated[int, typer.Option(help="Number of driving frames.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed: picks the two test identities and the motion.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [default: cuda if available].")] = None,
 ) -> None:
-    """Run the embedded default job (no data or weights needed).
+    """Run the embedded default job: a bundled model animates one procedural identity with another's motion.
 
-    Until a trained model ships, it renders a procedural cross-identity clip with its ground truth.
+    Writes OUT/demo.mp4 and OUT/demo-viz.mp4 (source | driving | occlusion | prediction | ground truth).
     """
     from motiontransfer.demo import run_demo
 
-    outputs = run_demo(out, family.value, _positive("--size", size, 16), _positive("--frames", frames), seed)
-    for path in outputs:
-        typer.echo(f"wrote {path}")
+    result = run_demo(out, model.value, _positive("--frames", frames), seed, device=device, progress=_progress)
+    typer.echo(f"wrote {result.video}")
+    typer.echo(f"wrote {result.visualization}")
+    typer.echo(f"L1 to the ground truth {result.l1:.4f} (copying the source frame: {result.copy_l1:.4f})")
 
 
 @app.command("make-dataset")
@@ -119,7 +125,8 @@ class LandmarksName(str, Enum):
 
 
 # Options shared by the commands that load a model.
-CheckpointOption = Annotated[Path, typer.Option(help="Model file (.mt) or official checkpoint (needs --config).")]
+CheckpointOption = Annotated[Path, typer.Option(help="Model file (.mt), bundled model name (fomm-faces, fomm-puppets) "
+                                                      "or official checkpoint (needs --config).")]
 ConfigOption = Annotated[str | None, typer.Option(help="Config of an official checkpoint: bundled name or YAML.")]
 BatchSizeOption = Annotated[int, typer.Option(help="Frames per forward pass.")]
 DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [default: cuda if available].")]
@@ -205,6 +212,52 @@ def reconstruct(
     typer.echo(f"mean L1 {total / frames:.5f} over {frames} frames")
 
 
+class ProtocolName(str, Enum):
+    reconstruction = "reconstruction"
+    cross = "cross"
+
+
+@app.command("evaluate")
+def evaluate(
+    checkpoint: CheckpointOption,
+    data: Annotated[str, typer.Option(help="Dataset folder (its test split) or procedural:FAMILY[:options].")],
+    protocol: Annotated[ProtocolName, typer.Option(help="reconstruction (the papers') or cross (procedural "
+                                                        "identity A driven by B, against the ground truth).")]
+    = ProtocolName.reconstruction,
+    metrics: Annotated[str, typer.Option(help="Comma-separated metrics: l1, psnr, ssim, akd, mkr, aed, fd_identity "
+                                              "(Fréchet distance of identity embeddings; not FID), lpips, fid, fvd "
+                                              "(the last three need weight files, see --metrics-dir).")]
+    = "l1,psnr,ssim,akd,mkr,aed,lpips,fid,fvd",
+    out: Annotated[Path | None, typer.Option(help="Report folder: metrics.json, curves.png, contact-sheet.png "
+                                                  "[default: none written].")] = None,
+    config: ConfigOption = None,
+    num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
+    batch_size: BatchSizeOption = 8,
+    device: DeviceOption = None,
+    metrics_dir: Annotated[Path | None, typer.Option(help="Folder of the LPIPS / FID / FVD weight files "
+                                                          "[default: $MOTIONTRANSFER_METRICS_DIR or "
+                                                          "~/.cache/motiontransfer/metrics].")] = None,
+) -> None:
+    """Score a model with the papers' metrics (and ours): prints a table, optionally writes a report."""
+    from motiontransfer.api import load
+    from motiontransfer.evaluation.protocols import check_metrics
+    from motiontransfer.evaluation.runner import evaluate as run_evaluation
+    from motiontransfer.evaluation.runner import format_table
+
+    names = check_metrics([name.strip() for name in metrics.split(",") if name.strip()])
+    if num_videos is not None:
+        _positive("--num-videos", num_videos)
+    _positive("--batch-size", batch_size)
+    animator = load(checkpoint, config=config, device=device)
+    report = run_evaluation(animator.model, data, protocol.value, names, out, num_videos=num_videos,
+                            batch_size=batch_size, progress=_progress, metrics_dir=metrics_dir)
+    for name, reason in report.skipped.items():
+        typer.echo(f"{name}: skipped ({reason})", err=True)
+    typer.echo(format_table(report.summary, names))
+    for path in report.paths:
+        typer.echo(f"wrote {path}")
+
+
 @app.command("convert")
 def convert(
     family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm).")],
@@ -270,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"motiontransfer: error: {exc}", file=sys.stderr)
         return 2
-    except (click_exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("motiontransfer: interrupted", file=sys.stderr)
         return 130
-    except click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
     return 0
 
