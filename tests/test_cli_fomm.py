@@ -81,6 +81,22 @@ def test_reconstruct_prints_l1_and_writes_videos(files: dict[str, Path], tmp_pat
     assert stdout.startswith("clip#1\tL1 ") and "over 3 frames" in stdout
 
 
+def test_evaluate_prints_a_table_writes_a_report_and_explains_skipped_metrics(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, err = run(["evaluate", "--checkpoint", files["model"], "--data", "procedural:shapes:frames=3",
+                             "--num-videos", "2", "--metrics", "l1,psnr,lpips", "--metrics-dir", tmp_path,
+                             "--out", tmp_path / "report"], capsys)
+    assert code == 0, err
+    assert "lpips: skipped (needs alexnet-owt-7be5be79.pth" in err
+    lines = stdout.splitlines()
+    assert lines[0].split() == ["metric", "model", "copy", "source"]
+    assert lines[1].startswith("l1") and lines[2].startswith("psnr") and "6 frames" in stdout
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"metrics.json", "curves.png", "contact-sheet.png"}
+    code, _, err = run(["evaluate", "--checkpoint", files["model"], "--data", "procedural:shapes",
+                        "--metrics", "l1,fidd"], capsys)
+    assert code == 2 and "unknown metric(s) fidd" in err
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -126,3 +126,39 @@ def _motion_panel(item: Mapping[str, Any], height: int, width: int) -> torch.Ten
     if item.get("deformed") is not None:
         return torch.as_tensor(item["deformed"]).detach().cpu()
     return torch.zeros(3, height, width)
+
+
+def line_chart(series: Mapping[str, Sequence[float]], title: str, size: tuple[int, int] = (360, 200)) -> Array:
+    """A minimal line chart (no plotting library needed): one polyline per series over x = 0, 1, 2, ...
+
+    Args:
+        series: label -> y values (NaNs are skipped); the first series is drawn in blue, the others in greys.
+        title: text at the top left; the y range is written under it.
+        size: (width, height) in pixels.
+
+    Returns:
+        (height, width, 3) uint8 image.
+    """
+    width, height = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    values = np.concatenate([np.asarray(v, dtype=float) for v in series.values()]) if series else np.zeros(0)
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+    left, top, right, bottom = 8, 30, width - 8, height - 18
+    draw.rectangle((left, top, right, bottom), outline=(200, 200, 200))
+    colours = [(31, 119, 180), (120, 120, 120), (180, 180, 180), (60, 60, 60)]
+    for number, (label, ys) in enumerate(series.items()):
+        ys = np.asarray(ys, dtype=float)
+        steps = max(len(ys) - 1, 1)
+        points = [(left + (right - left) * i / steps, bottom - (bottom - top) * (y - low) / (high - low))
+                  for i, y in enumerate(ys) if np.isfinite(y)]
+        colour = colours[min(number, len(colours) - 1)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        draw.text((left + 4 + 110 * number, bottom + 3), label, fill=colour)
+    draw.text((left, 2), title, fill=(0, 0, 0))
+    draw.text((left, 15), f"{low:.4g} .. {high:.4g}", fill=(90, 90, 90))
+    return np.asarray(image)

@@ -78,7 +78,9 @@ class ReconstructionResult:
 
 
 @dataclass(frozen=True)
-class _TestVideo:
+class SplitVideo:
+    """A test video: its name, frame rate and a factory of fresh (3, H, W) frame streams."""
+
     name: str
     fps: float
     frames: Callable[[], Iterator[torch.Tensor]]
@@ -101,7 +103,7 @@ def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | 
         One :class:`ReconstructionResult` per video, as each finishes. The official summary number is the mean
         L1 over all frames of all videos (weighting videos by length).
     """
-    for video in _test_videos(data, model.size, num_videos):
+    for video in split_test_videos(data, model.size, num_videos):
         writer = (VideoWriter(Path(out_dir) / f"{video.name}.mp4", fps=video.fps) if out_dir is not None
                   else None)
         total, count = 0.0, 0
@@ -113,8 +115,9 @@ def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | 
         yield ReconstructionResult(video.name, total / count, count, writer.path if writer is not None else None)
 
 
-def _test_videos(data: str | Path, size: int, num_videos: int | None) -> list[_TestVideo]:
-    """Name, frame rate and a frame-stream factory per test video of ``data``."""
+def split_test_videos(data: str | Path, size: int, num_videos: int | None = None) -> list[SplitVideo]:
+    """The test split of ``data`` (a FOMM-layout folder or a ``procedural:`` spec) at frame size ``size``:
+    name, frame rate and a frame-stream factory per video (the first ``num_videos`` when given)."""
     if is_procedural(str(data)):
         text = str(data)
         spec = ProceduralSpec.parse(text, split="test", **({} if "size=" in text else {"size": size}))
@@ -126,15 +129,15 @@ def _test_videos(data: str | Path, size: int, num_videos: int | None) -> list[_T
     return [_file_video(dataset.video_path(index), size) for index in range(count)]
 
 
-def _procedural_video(source: ProceduralSource, index: int) -> _TestVideo:
+def _procedural_video(source: ProceduralSource, index: int) -> SplitVideo:
     video = source.video(index)
 
     def frames() -> Iterator[torch.Tensor]:
         return (torch.from_numpy(frame.image.transpose(2, 0, 1).copy()) for frame in source.frames(index))
 
-    return _TestVideo(video.name, video.fps, frames)
+    return SplitVideo(video.name, video.fps, frames)
 
 
-def _file_video(path: Path, size: int) -> _TestVideo:
-    return _TestVideo(path.stem if path.is_file() else path.name, probe(path).fps or DEFAULT_FPS,
+def _file_video(path: Path, size: int) -> SplitVideo:
+    return SplitVideo(path.stem if path.is_file() else path.name, probe(path).fps or DEFAULT_FPS,
                       lambda: iter_frames(path, size=size))
