@@ -212,17 +212,25 @@ def reconstruct(
     typer.echo(f"mean L1 {total / frames:.5f} over {frames} frames")
 
 
+class EvaluatorName(str, Enum):
+    auto = "auto"
+    face = "face"
+    body = "body"
+
+
 class ProtocolName(str, Enum):
     reconstruction = "reconstruction"
     cross = "cross"
+    prediction = "prediction"
 
 
 @app.command("evaluate")
 def evaluate(
     checkpoint: CheckpointOption,
     data: Annotated[str, typer.Option(help="Dataset folder (its test split) or procedural:FAMILY[:options].")],
-    protocol: Annotated[ProtocolName, typer.Option(help="reconstruction (the papers') or cross (procedural "
-                                                        "identity A driven by B, against the ground truth).")]
+    protocol: Annotated[ProtocolName, typer.Option(help="reconstruction (the papers'), cross (procedural identity "
+                                                        "A driven by B, against the ground truth) or prediction "
+                                                        "(image-to-video models: action accuracy, diversity).")]
     = ProtocolName.reconstruction,
     metrics: Annotated[str, typer.Option(help="Comma-separated metrics: l1, psnr, ssim, akd, mkr, aed, fd_identity "
                                               "(Fréchet distance of identity embeddings; not FID), lpips, fid, fvd "
@@ -237,20 +245,35 @@ def evaluate(
     metrics_dir: Annotated[Path | None, typer.Option(help="Folder of the LPIPS / FID / FVD weight files "
                                                           "[default: $MOTIONTRANSFER_METRICS_DIR or "
                                                           "~/.cache/motiontransfer/metrics].")] = None,
+    evaluator: Annotated[EvaluatorName, typer.Option(help="Keypoint / identity evaluator for AKD, MKR, AED: auto "
+                                                          "(procedural data: the bundled ones; folders: face), face "
+                                                          "(dlib, eval extra) or body (mediapipe Pose, body-eval "
+                                                          "extra).")] = EvaluatorName.auto,
+    samples: Annotated[int, typer.Option(help="prediction: futures generated per test video.")] = 4,
+    frames: Annotated[int, typer.Option(help="prediction: frames generated per future.")] = 32,
 ) -> None:
     """Score a model with the papers' metrics (and ours): prints a table, optionally writes a report."""
     from motiontransfer.api import load
     from motiontransfer.evaluation.protocols import check_metrics
     from motiontransfer.evaluation.runner import evaluate as run_evaluation
-    from motiontransfer.evaluation.runner import format_table
+    from motiontransfer.evaluation.runner import evaluate_prediction, format_prediction_table, format_table
 
     names = check_metrics([name.strip() for name in metrics.split(",") if name.strip()])
     if num_videos is not None:
         _positive("--num-videos", num_videos)
     _positive("--batch-size", batch_size)
     animator = load(checkpoint, config=config, device=device)
+    if protocol is ProtocolName.prediction:
+        report = evaluate_prediction(animator.model, data, out, samples=_positive("--samples", samples),
+                                     num_frames=_positive("--frames", frames, 2), num_videos=num_videos,
+                                     batch_size=batch_size, progress=_progress)
+        typer.echo(format_prediction_table(report.summary))
+        for path in report.paths:
+            typer.echo(f"wrote {path}")
+        return
     report = run_evaluation(animator.model, data, protocol.value, names, out, num_videos=num_videos,
-                            batch_size=batch_size, progress=_progress, metrics_dir=metrics_dir)
+                            batch_size=batch_size, progress=_progress, metrics_dir=metrics_dir,
+                            evaluator=evaluator.value)
     for name, reason in report.skipped.items():
         typer.echo(f"{name}: skipped ({reason})", err=True)
     typer.echo(format_table(report.summary, names))

@@ -54,16 +54,20 @@ def bundled_family(name: str) -> str:
     return BUNDLED_MODELS[name][1]
 
 
+EVALUATOR_KINDS = ("keypoints", "identity", "actions")
+
+
 def bundled_evaluator_path(kind: str, family: str, must_exist: bool = True) -> Path:
-    """Path of the bundled procedural evaluator ``kind`` (``keypoints`` or ``identity``) for ``family``
-    (``faces``, ``puppets``); see :mod:`motiontransfer.evaluation.procedural`.
+    """Path of the bundled procedural evaluator ``kind`` (``keypoints`` or ``identity``, see
+    :mod:`motiontransfer.evaluation.procedural`; ``actions``, see :mod:`motiontransfer.evaluation.actions`) for
+    ``family`` (``faces``, ``puppets``).
 
     Raises:
         UserError: an unknown kind or family, or (with ``must_exist``) a missing file.
     """
-    if kind not in ("keypoints", "identity") or family not in ("faces", "puppets"):
-        raise UserError(f"no bundled {kind!r} evaluator for {family!r}: kinds are keypoints and identity, families "
-                        "faces and puppets")
+    if kind not in EVALUATOR_KINDS or family not in ("faces", "puppets"):
+        raise UserError(f"no bundled {kind!r} evaluator for {family!r}: kinds are {', '.join(EVALUATOR_KINDS)}, "
+                        "families faces and puppets")
     path = weights_dir() / f"eval-{kind}-{family}.mt"
     if must_exist and not path.is_file():
         raise UserError(f"the bundled {kind} evaluator for {family} is missing from this installation ({path}); "

@@ -198,13 +198,14 @@ def _keypoint_scores(records: list[dict[str, float | str | int]], names: Sequenc
 
 
 def summarize(records: Iterable[dict[str, float | str | int]]) -> dict[str, float]:
-    """Mean of every numeric metric over frames (NaNs ignored), plus ``frames``, the number of records."""
+    """Mean of every numeric metric over records (NaNs ignored; text fields and ``index`` are not metrics), plus
+    ``frames``, the number of records."""
     columns: dict[str, list[float]] = {}
     count = 0
     for record in records:
         count += 1
         for key, value in record.items():
-            if key not in ("video", "index"):
+            if key != "index" and not isinstance(value, str):
                 columns.setdefault(key, []).append(float(value))
     summary = {key: float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
                for key, values in columns.items()}

@@ -181,17 +181,30 @@ class _SetFeatures:
         return summary, skipped
 
 
-def default_evaluators(data: str | Path, names: Sequence[str]
+EVALUATOR_KINDS = ("auto", "face", "body")
+"""Which real-data evaluator to use for a dataset folder: ``face`` (dlib), ``body`` (mediapipe Pose); ``auto`` is
+the procedural evaluators for ``procedural:`` data and ``face`` for folders."""
+
+
+def default_evaluators(data: str | Path, names: Sequence[str], kind: str = "auto"
                        ) -> tuple[KeypointEvaluator | None, IdentityEvaluator | None, dict[str, str]]:
-    """The evaluators for ``data``: the bundled procedural ones for ``procedural:faces|puppets``; for folders of
-    real faces dlib when the ``eval`` extra is installed. Returns them and the reasons for metrics left out."""
-    skipped: dict[str, str] = {}
+    """The evaluators for ``data`` and ``kind`` (see :data:`EVALUATOR_KINDS`): the bundled procedural ones for
+    ``procedural:faces|puppets``; for folders of real faces dlib (``eval`` extra), of real bodies mediapipe Pose
+    (``body-eval`` extra, keypoints only: no identity embedding for bodies). Returns them and the reasons for
+    metrics left out.
+
+    Raises:
+        UserError: an unknown ``kind``.
+    """
+    if kind not in EVALUATOR_KINDS:
+        raise UserError(f"unknown evaluator {kind!r}; choose one of {', '.join(EVALUATOR_KINDS)}")
     keypoints: KeypointEvaluator | None = None
     identity: IdentityEvaluator | None = None
-    if is_procedural(str(data)):
+    identity_reason = ""
+    if kind == "auto" and is_procedural(str(data)):
         keypoints, identity = procedural_evaluators(ProceduralSpec.parse(str(data)).family)
         reason = "no procedural evaluator for this family"
-    else:
+    elif kind in ("auto", "face"):
         try:
             from motiontransfer.evaluation.faces import DlibFaceEvaluator
             face = DlibFaceEvaluator()
@@ -199,9 +212,20 @@ def default_evaluators(data: str | Path, names: Sequence[str]
             reason = ""
         except (ImportError, UserError) as exc:
             reason = f"the dlib face evaluator is not available ({exc}); pip install -e \".[eval]\""
+    else:
+        from motiontransfer.evaluation.bodies import MediapipePoseEvaluator
+        try:
+            keypoints = MediapipePoseEvaluator()
+            reason = ""
+        except UserError as exc:
+            reason = str(exc)
+        identity_reason = "there is no identity embedding for bodies"
+    skipped: dict[str, str] = {}
     for name in names:
-        if (name in ("akd", "mkr") and keypoints is None) or (name in ("aed", "fd_identity") and identity is None):
+        if name in ("akd", "mkr") and keypoints is None:
             skipped[name] = reason
+        elif name in ("aed", "fd_identity") and identity is None:
+            skipped[name] = identity_reason or reason
     return keypoints, identity, skipped
 
 
@@ -209,7 +233,8 @@ def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstru
              names: Sequence[str] = ("l1", "psnr", "ssim", "akd", "mkr", "aed"), out_dir: str | Path | None = None,
              *, num_videos: int | None = None, batch_size: int = 8, keypoints: KeypointEvaluator | None = None,
              identity: IdentityEvaluator | None = None, progress: Progress | None = None,
-             sheet_size: int = 4, metrics_dir: str | Path | None = None) -> EvaluationReport:
+             sheet_size: int = 4, metrics_dir: str | Path | None = None, evaluator: str = "auto"
+             ) -> EvaluationReport:
     """Run ``protocol`` of ``model`` on ``data`` and score it with ``names``.
 
     Args:
@@ -220,12 +245,14 @@ def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstru
         out_dir: report folder (``metrics.json``, ``curves.png``, ``contact-sheet.png``); None writes nothing.
         num_videos: only the first N test videos.
         batch_size: frames per forward pass and per evaluator call.
-        keypoints, identity: evaluators; default: :func:`default_evaluators`.
+        keypoints, identity: evaluators; default: :func:`default_evaluators` of ``evaluator``.
         progress: wraps the frame stream (e.g. a progress bar).
         sheet_size: best and worst frames on the contact sheet.
         metrics_dir: folder of the LPIPS / FID / FVD weight files (default:
             :func:`motiontransfer.evaluation.learned.metrics_weights_dir`); those metrics are skipped, with the
             reason, when their files are absent.
+        evaluator: ``auto``, ``face`` or ``body`` (see :data:`EVALUATOR_KINDS`), when ``keypoints`` and
+            ``identity`` are not given.
 
     Returns:
         An :class:`EvaluationReport`.
@@ -233,7 +260,7 @@ def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstru
     names = check_metrics(names)
     skipped: dict[str, str] = {}
     if keypoints is None and identity is None and any(n in EVALUATOR_METRICS for n in names):
-        keypoints, identity, skipped = default_evaluators(data, names)
+        keypoints, identity, skipped = default_evaluators(data, names, evaluator)
     skipped.update(learned_metric_status(names, metrics_dir))
     names = tuple(n for n in names if n not in skipped)
     lpips = LPIPS.from_files(metrics_dir) if "lpips" in names else None
@@ -258,6 +285,60 @@ def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstru
     if out_dir is not None:
         report.paths = write_report(report, Path(out_dir), protocol, names, extremes.sheet())
     return report
+
+
+def evaluate_prediction(model: AnimationModel, data: str, out_dir: str | Path | None = None, *, samples: int = 4,
+                        num_frames: int = 32, num_videos: int | None = None, batch_size: int = 16,
+                        progress: Progress | None = None) -> EvaluationReport:
+    """Run the ``prediction`` protocol (:mod:`motiontransfer.evaluation.prediction`) of an image-to-video ``model``
+    on procedural ``data`` with the family's bundled keypoint regressor and action classifier.
+
+    Returns:
+        An :class:`EvaluationReport` whose records are per test video and whose summary holds the model's
+        ``action_accuracy``, ``diversity``, ``error_best``, ``error_mean`` and the ``truth_`` / ``still_`` references;
+        with ``out_dir``, ``metrics.json`` is written there.
+
+    Raises:
+        UserError: a model that does not generate videos, or data that is not procedural faces / puppets.
+    """
+    from motiontransfer.evaluation.actions import load_action_classifier
+    from motiontransfer.evaluation.prediction import check_predictor, prediction_records
+    from motiontransfer.pretrained import bundled_evaluator_path
+
+    predictor = check_predictor(model)
+    if not is_procedural(str(data)):
+        raise UserError(f"the prediction protocol needs procedural data with actions (procedural:puppets, ...), "
+                        f"not {data}")
+    family = ProceduralSpec.parse(str(data)).family
+    keypoints, _ = procedural_evaluators(family)
+    if keypoints is None:
+        raise UserError(f"no keypoint evaluator and action classifier for procedural {family}; use faces or puppets")
+    classifier = load_action_classifier(bundled_evaluator_path("actions", family))
+    records = list(prediction_records(predictor, str(data), keypoints, classifier, samples=samples,
+                                      num_frames=num_frames, num_videos=num_videos, batch_size=batch_size,
+                                      progress=progress))
+    summary = summarize(records)
+    summary["videos"] = summary.pop("frames")
+    report = EvaluationReport(summary, records)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        document = {"protocol": "prediction", "samples": samples, "frames": num_frames, "summary": summary,
+                    "records": records}
+        atomic_write_text(out / "metrics.json", json.dumps(document, indent=1, allow_nan=True) + "\n")
+        report.paths = [out / "metrics.json"]
+    return report
+
+
+def format_prediction_table(summary: dict[str, float]) -> str:
+    """The prediction summary as a text table: model, ground truth and still-frame columns."""
+    lines = [f"{'metric':<16}{'model':>10}{'truth':>10}{'still':>10}"]
+    for name in ("action_accuracy", "diversity", "error_best", "error_mean"):
+        cells = [summary.get(prefix + name, float("nan")) for prefix in ("", "truth_", "still_")]
+        lines.append(f"{name:<16}" + "".join(f"{value:>10.4f}" if value == value else f"{'-':>10}"
+                                             for value in cells))
+    lines.append(f"{int(summary.get('videos', 0))} videos")
+    return "\n".join(lines)
 
 
 def write_report(report: EvaluationReport, out_dir: Path, protocol: str, names: Sequence[str],
