@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,20 @@ def test_round_trip_keeps_every_tensor_and_the_metadata(tmp_path: Path) -> None:
             assert torch.equal(loaded.networks[name][key], value)
     assert "1.num_batches_tracked" in loaded.networks["generator"]
     assert is_model_file(path)
+
+
+def test_model_files_get_the_usual_permissions_and_float16_storage(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        path = save_model_file(tmp_path / "m.mt", small_model(), float_dtype=torch.float16)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not safetensors' owner-only 0600
+    loaded = load_model_file(path)
+    weight = loaded.networks["generator"]["0.weight"]
+    assert weight.dtype == torch.float16
+    assert torch.allclose(weight.float(), small_model().networks["generator"]["0.weight"], atol=1e-3)
+    assert loaded.networks["generator"]["1.num_batches_tracked"].dtype == torch.int64
 
 
 def test_tied_weights_are_saved(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ renamed onto the target only when complete, so an interrupted save never damages
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,16 @@ def save_model_file(path: str | Path, model: ModelFile, float_dtype: torch.dtype
     }
     with atomic_output(path) as temp:
         save_file(tensors, str(temp), metadata=header)
+        # safetensors creates its files owner-only (0600); give the model file the usual permissions instead.
+        os.chmod(temp, 0o666 & ~_current_umask())
     return Path(path)
+
+
+def _current_umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> ModelFile:
