@@ -44,6 +44,7 @@ def test_command_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None
         (["make-dataset", "faces", "--out", "x", "--format", "avi"], "--format"),
         (["make-dataset", "faces", "--out", "x", "--preview", "p.txt"], "--preview"),
         (["demo", "--frames", "0"], "--frames"),
+        (["demo", "--model", "fomm-dragons"], "--model"),
         (["no-such-command"], "no-such-command"),
     ],
 )
@@ -105,10 +106,11 @@ def test_make_dataset_png_frames_match_the_source(tmp_path: Path, capsys: pytest
     assert np.abs(frames[1].permute(1, 2, 0).numpy() - expected).max() <= 0.5 / 255 + 1e-6
 
 
-def test_demo_writes_video_and_preview(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, err = run_cli(["demo", "--out", str(tmp_path), "--size", "64", "--frames", "8"], capsys)
+def test_demo_animates_with_the_bundled_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, err = run_cli(["demo", "--out", str(tmp_path), "--frames", "8"], capsys)
     assert code == 0, err
-    info = probe(tmp_path / "demo.mp4")
-    assert info.num_frames == 8 and info.width > 3 * 64
-    assert (tmp_path / "demo-preview.png").is_file()
-    assert str(tmp_path / "demo.mp4") in stdout
+    video, viz = probe(tmp_path / "demo.mp4"), probe(tmp_path / "demo-viz.mp4")
+    assert video.num_frames == 8 and (video.width, video.height) == (256, 256)  # 64-pixel model, shown 4x
+    assert viz.num_frames == 8 and viz.width > 5 * 256  # source | driving | occlusion | prediction | truth
+    assert str(tmp_path / "demo.mp4") in stdout and str(tmp_path / "demo-viz.mp4") in stdout
+    assert "L1 to the ground truth" in stdout

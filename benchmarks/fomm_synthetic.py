@@ -1,0 +1,216 @@
+"""FOMM learning on the procedural sets: train the small CPU configs, then measure on held-out identities.
+
+For each family (faces, puppets) this trains ``synthetic-<family>-64`` for a fixed number of steps (the budget),
+then reports on test identities, which no training video shows:
+
+* reconstruction (the papers' proxy task: source = first frame, driving = the same video): L1 and PSNR;
+* cross-identity transfer (ours): identity A driven by identity B's clip (relative motion), against the
+  ground-truth render of A performing B's motion: L1 and PSNR;
+
+each next to the "copy the source frame" baseline. With ``--export`` the trained models (keypoint detector and
+generator, float16) become the package's bundled models and an animation GIF is written to docs/images.
+
+Usage:
+    python benchmarks/fomm_synthetic.py [--families faces puppets] [--steps 1500] [--runs runs/fomm-synthetic]
+        [--eval-videos 24] [--json benchmarks/results/fomm_synthetic.json] [--markdown docs/fomm-synthetic.md]
+        [--export]
+A run folder that already holds a checkpoint is resumed (or reused when it has reached ``--steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motiontransfer.api import Animator, load
+from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_file
+from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
+from motiontransfer.data.video_io import VideoReader, VideoWriter
+from motiontransfer.demo import run_demo
+from motiontransfer.evaluation.metrics import l1_error, psnr
+from motiontransfer.inference import pipeline
+from motiontransfer.pretrained import BUNDLED_MODELS, weights_dir
+from motiontransfer.training import train
+from motiontransfer.training.checkpoints import read_latest
+
+ROOT = Path(__file__).resolve().parents[1]
+INFERENCE_NETWORKS = ("kp_detector", "generator")
+TARGET_L1_REDUCTION = 0.4
+"""The goal: FOMM's L1 at least 40% below the copy-the-source baseline's."""
+
+
+@dataclass
+class Scores:
+    """Mean per-frame metrics of a model and of the copy-the-source baseline."""
+
+    l1: float
+    psnr: float
+    copy_l1: float
+    copy_psnr: float
+    frames: int
+
+
+def frames_of(source: ProceduralSource, index: int) -> Iterator[torch.Tensor]:
+    """Video ``index`` of ``source`` as (3, H, W) float tensors."""
+    return (torch.from_numpy(np.ascontiguousarray(f.image.transpose(2, 0, 1))) for f in source.frames(index))
+
+
+def score(pairs: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Scores:
+    """Average metrics over (prediction, target, source) triples."""
+    rows = [(l1_error(p, t), psnr(p, t), l1_error(s, t), psnr(s, t)) for p, t, s in pairs]
+    mean = np.mean(np.asarray(rows), axis=0)
+    return Scores(*map(float, mean), frames=len(rows))
+
+
+def reconstruction_triples(model: Animator, test: ProceduralSource) -> Iterator[tuple[torch.Tensor, ...]]:
+    """(prediction, frame, first frame) for every frame of every test video."""
+    for index in range(len(test)):
+        first = next(frames_of(test, index))
+        for item in pipeline.reconstruct(model.model, frames_of(test, index), batch_size=16):
+            yield item["prediction"], item["driving"], first
+
+
+def transfer_triples(model: Animator, test: ProceduralSource) -> Iterator[tuple[torch.Tensor, ...]]:
+    """(prediction, ground truth, source) for identity 2i driven by video 2i + 1, relative motion."""
+    for a in range(0, len(test) - 1, 2):
+        source = next(frames_of(test, a))
+        truth = (torch.from_numpy(np.ascontiguousarray(f.image.transpose(2, 0, 1)))
+                 for f in test.transfer_frames(a, a + 1))
+        items = pipeline.animate(model.model, source, frames_of(test, a + 1), mode="relative", batch_size=16)
+        for item, target in zip(items, truth, strict=True):
+            yield item["prediction"], target, source
+
+
+def train_family(family: str, steps: int, runs: Path) -> tuple[Path, float]:
+    """Train (or resume, or reuse) ``synthetic-<family>-64`` to ``steps`` steps; (model file, seconds spent)."""
+    run = runs / family
+    record = read_latest(run) if run.exists() else None
+    start = time.perf_counter()
+    if record is None:
+        train(f"synthetic-{family}-64", out_dir=run, steps=steps)
+    elif record.step < steps:
+        train(resume=run, steps=steps)
+    record = read_latest(run)
+    assert record is not None
+    return record.model, time.perf_counter() - start
+
+
+def export(model_path: Path, family: str) -> Path:
+    """Write the inference networks of ``model_path`` as the bundled model of ``family`` (float16)."""
+    name = f"fomm-{family}"
+    model = load_model_file(model_path)
+    networks = {key: model.networks[key] for key in INFERENCE_NETWORKS}
+    metadata = {**model.metadata, "bundled_name": name, "trained_on": f"procedural:{family}"}
+    target = weights_dir() / BUNDLED_MODELS[name][0]
+    return save_model_file(target, ModelFile(model.family, networks, metadata), float_dtype=torch.float16)
+
+
+def write_gif(family: str, out: Path, frames: int = 48) -> Path:
+    """The demo's visualisation (source | driving | occlusion | prediction | truth) as a GIF, 2x size."""
+    with tempfile.TemporaryDirectory() as folder:
+        result = run_demo(folder, f"fomm-{family}", frames=frames, seed=1, display_scale=2)
+        with VideoReader(result.visualization) as reader, VideoWriter(out, fps=12.5) as writer:
+            for index, frame in enumerate(reader):
+                if index % 2 == 0:
+                    writer.write(frame)
+    return out
+
+
+def markdown(results: dict[str, dict], settings: dict) -> str:
+    """The results page (docs/fomm-synthetic.md) as Markdown."""
+    lines = [
+        "# FOMM on the procedural sets",
+        "",
+        "Written by `python benchmarks/fomm_synthetic.py --export --markdown docs/fomm-synthetic.md`; the numbers",
+        "are in `benchmarks/results/fomm_synthetic.json`. The configs `synthetic-faces-64` and `synthetic-puppets-64`",
+        "(2.2M parameters: keypoint detector 1.09M, generator 1.13M of which dense motion 1.07M; 10 keypoints; no GAN;",
+        "pixel-L1 pyramid in place of VGG, whose weights cannot be downloaded here) are trained from scratch on the",
+        "CPU, then evaluated on test identities that no training video shows. The trained models are the package's",
+        "bundled models `fomm-faces` and `fomm-puppets` (float16).",
+        "",
+        "* reconstruction: the papers' proxy task; the first frame of a test video is animated by every frame of",
+        "  the same video (absolute motion) and compared with that frame.",
+        "* transfer: identity A animated by the clip of identity B (relative motion, FOMM Sec. 3.4) and compared",
+        "  with the ground-truth render of A performing B's motion, which the procedural generator provides.",
+        "* copy-source: the baseline that outputs the source image unchanged.",
+        "",
+        "| set | task | FOMM L1 | copy-source L1 | L1 reduction | FOMM PSNR (dB) | copy-source PSNR (dB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family, result in results.items():
+        for task in ("reconstruction", "transfer"):
+            s = result[task]
+            gain = 1.0 - s["l1"] / s["copy_l1"]
+            lines.append(f"| {family} | {task} | {s['l1']:.4f} | {s['copy_l1']:.4f} | {100 * gain:.0f}% | "
+                         f"{s['psnr']:.2f} | {s['copy_psnr']:.2f} |")
+    budget = ", ".join(f"{f}: {r['steps']} steps in {r['train_minutes']:.0f} min" for f, r in results.items())
+    lines += ["", f"Budget: {budget} (batch 8, 64x64, {settings['machine']}, torch {settings['torch']}).",
+              f"Evaluation: {settings['eval_videos']} held-out test videos of {settings['frames']} frames per set "
+              "(transfer: pairs of them).", ""]
+    gains = {f"{family} {task}": 1.0 - r[task]["l1"] / r[task]["copy_l1"] for family, r in results.items()
+             for task in ("reconstruction", "transfer")}
+    if all(gain >= TARGET_L1_REDUCTION for gain in gains.values()):
+        lines += [f"Target (L1 at least {TARGET_L1_REDUCTION:.0%} below copy-source on every set and task): met.", ""]
+    else:
+        missed = ", ".join(f"{name} ({gain:+.0%})" for name, gain in gains.items() if gain < TARGET_L1_REDUCTION)
+        lines += [f"Target (L1 at least {TARGET_L1_REDUCTION:.0%} below copy-source on every set and task): **not "
+                  f"met** at this budget: {missed}. The procedural motions are small, so copying the source is a "
+                  "strong baseline, and at this budget the generator still blurs: it loses more detail than the "
+                  "motion it gets right. See the issue notes for the runs tried.", ""]
+    lines += [f"![FOMM on procedural {family}](images/fomm-{family}.gif)" for family in results]
+    lines += ["", "Each GIF: source with keypoints | driving with keypoints | occlusion | prediction | ground truth."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["faces", "puppets"], choices=["faces", "puppets"])
+    parser.add_argument("--steps", type=int, default=1500,
+                        help="training steps per family (the budget; the configs' 15 epochs of 100 steps)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "fomm-synthetic", help="run folders")
+    parser.add_argument("--eval-videos", type=int, default=24, help="held-out test videos per family")
+    parser.add_argument("--frames", type=int, default=64, help="frames per test video")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fomm_synthetic.json")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--export", action="store_true", help="bundle the trained models and write GIFs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    results: dict[str, dict] = previous.get("results", {})
+    for family in args.families:
+        model_path, seconds = train_family(family, args.steps, args.runs)
+        model = load(model_path, device="cpu")
+        spec = ProceduralSpec(family, size=model.size, videos=args.eval_videos, frames=args.frames, split="test")
+        test = ProceduralSource(spec)
+        results[family] = {
+            "steps": args.steps,
+            "train_minutes": seconds / 60 if seconds > 1 else results.get(family, {}).get("train_minutes", 0.0),
+            "reconstruction": {**asdict(score(reconstruction_triples(model, test)))},
+            "transfer": {**asdict(score(transfer_triples(model, test)))},
+        }
+        if args.export:
+            print(f"exported {export(model_path, family)}")
+            print(f"wrote {write_gif(family, ROOT / 'docs' / 'images' / f'fomm-{family}.gif')}")
+    settings = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+                "eval_videos": args.eval_videos, "frames": args.frames, "torch": torch.__version__}
+    table = markdown(results, settings)
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    if args.markdown is not None:
+        args.markdown.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
