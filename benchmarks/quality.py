@@ -1,0 +1,155 @@
+"""The results table: every model family, trained (or loaded) at a stated CPU budget, scored on the procedural
+sets with the papers' metrics and ours, written to docs/results.md.
+
+Models are listed in ``benchmarks/quality.yaml``: each entry names a family row and, per procedural set, either a
+checkpoint (a bundled model name or a model file) or a config to train for ``steps`` steps (run folders under
+``--runs`` are reused). Adding a family means adding an entry, not code.
+
+Usage:
+    python benchmarks/quality.py [--models benchmarks/quality.yaml] [--sets faces puppets] [--videos 16]
+        [--frames 64] [--runs runs/quality] [--json benchmarks/results/quality.json] [--markdown docs/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from motiontransfer.api import load
+from motiontransfer.evaluation.runner import evaluate
+from motiontransfer.training import train
+from motiontransfer.training.checkpoints import read_latest
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("l1", "psnr", "ssim", "akd", "mkr", "aed")
+
+
+def model_path(entry: dict[str, Any], family: str, runs: Path) -> tuple[str, str]:
+    """(checkpoint to load, budget description) for ``entry`` on the procedural set ``family``."""
+    spec = entry["sets"][family]
+    if "checkpoint" in spec:
+        return spec["checkpoint"], spec.get("budget", "bundled model")
+    run = runs / entry["name"] / family
+    record = read_latest(run) if run.exists() else None
+    if record is None:
+        train(spec["config"], out_dir=run, steps=spec["steps"])
+    elif record.step < spec["steps"]:
+        train(resume=run, steps=spec["steps"])
+    record = read_latest(run)
+    assert record is not None
+    return str(record.model), f"{spec['config']}, {spec['steps']} steps"
+
+
+def row(name: str, summary: dict[str, float], prefix: str = "") -> str:
+    """One Markdown table row: L1, PSNR, SSIM, (AKD, MKR), AED."""
+    def value(key: str, digits: int = 4) -> str:
+        number = summary.get(prefix + key)
+        return "n/a" if number is None or number != number else f"{number:.{digits}f}"
+
+    return (f"| {name} | {value('l1')} | {value('psnr', 2)} | {value('ssim', 3)} | "
+            f"({value('akd', 2)}, {value('mkr', 3)}) | {value('aed', 3)} |")
+
+
+def evaluator_lines(path: Path) -> list[str]:
+    """The evaluators' own accuracy on held-out evaluator identities (from benchmarks/evaluators.py), as Markdown."""
+    if not path.is_file():
+        return []
+    scores = json.loads(path.read_text())
+
+    def cell(key: str, field: str, digits: int = 3) -> str:
+        value = scores.get(key, {}).get(field)
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = ["## The evaluators behind AKD, MKR, AED and action accuracy", "",
+             "| set | keypoint error (px, mean / median) | visibility accuracy | identity verification accuracy | "
+             "action accuracy (GT sequences) |", "|---|---|---|---|---|"]
+    for family in ("faces", "puppets"):
+        lines.append(f"| {family} | {cell(f'keypoints-{family}', 'pixel_error', 2)} / "
+                     f"{cell(f'keypoints-{family}', 'pixel_error_median', 2)} | "
+                     f"{cell(f'keypoints-{family}', 'visibility_accuracy')} | "
+                     f"{cell(f'identity-{family}', 'accuracy')} | {cell(f'actions-{family}', 'accuracy')} |")
+    return [*lines, "", "Held-out evaluator identities (seed 90210, disjoint from every animation model's data), "
+            "64 px; `python benchmarks/evaluators.py` (numbers in `benchmarks/results/evaluators.json`).", ""]
+
+
+def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    """docs/results.md."""
+    lines = ["# Results on the procedural sets", ""]
+    if settings.get("notes"):
+        lines += [settings["notes"], ""]
+    lines += ["Written by `python benchmarks/quality.py`; numbers in `benchmarks/results/quality.json`. Test",
+              "identities never appear in any model's training data. L1 on the [0, 1] scale (lower is better); PSNR",
+              "in dB and SSIM (higher is better); AKD in pixels and MKR as a fraction, from the project's procedural",
+              "keypoint regressor (the papers' \"pretrained detector\"); AED is the distance between the project's",
+              "procedural identity embeddings (unit vectors) of generated and ground-truth frames. See",
+              "docs/evaluation.md.", ""]
+    for protocol, title in (("reconstruction", "Reconstruction (source = first frame, driving = the same video)"),
+                            ("cross", "Cross-identity transfer (A driven by B, against the ground truth of A "
+                                      "performing B's motion)")):
+        for family in settings["sets"]:
+            lines += [f"## {title}: {family}", "", "| model | L1 | PSNR | SSIM | (AKD, MKR) | AED |",
+                      "|---|---|---|---|---|---|"]
+            copy_summary = None
+            for name, per_set in results.items():
+                if family in per_set:
+                    summary = per_set[family][protocol]
+                    lines.append(row(name, summary))
+                    copy_summary = copy_summary or summary
+            if copy_summary is not None:
+                lines.append(row("copy the source frame", copy_summary, "copy_"))
+            lines.append("")
+    lines += evaluator_lines(ROOT / "benchmarks" / "results" / "evaluators.json")
+    lines += ["## Budgets and settings", ""]
+    for name, per_set in results.items():
+        for family, result in per_set.items():
+            lines.append(f"- {name} on {family}: {result['budget']}")
+    lines += [f"- Evaluation: {settings['videos']} test videos x {settings['frames']} frames per set (cross: pairs "
+              f"of them), procedural spec seed 0, test split; {settings['machine']}, torch {settings['torch']}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=ROOT / "benchmarks" / "quality.yaml")
+    parser.add_argument("--sets", nargs="+", default=["faces", "puppets"], choices=["faces", "puppets"])
+    parser.add_argument("--videos", type=int, default=16, help="test videos per set")
+    parser.add_argument("--frames", type=int, default=64, help="frames per test video")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    document = yaml.safe_load(args.models.read_text())
+    entries = document["models"]
+    results: dict[str, Any] = {}
+    for entry in entries:
+        for family in args.sets:
+            if family not in entry["sets"]:
+                continue
+            checkpoint, budget = model_path(entry, family, args.runs)
+            model = load(checkpoint, device="cpu").model
+            data = f"procedural:{family}:videos={args.videos},frames={args.frames}"
+            scores = {protocol: evaluate(model, data, protocol, METRICS, batch_size=16).summary
+                      for protocol in ("reconstruction", "cross")}
+            results.setdefault(entry["name"], {})[family] = {**scores, "budget": budget}
+            print(f"{entry['name']} {family}: " + json.dumps({p: {k: round(v, 4) for k, v in s.items()}
+                                                           for p, s in scores.items()}))
+    settings = {"notes": document.get("notes", ""), "sets": args.sets, "videos": args.videos,
+                "frames": args.frames, "torch": torch.__version__,
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    args.markdown.write_text(markdown(results, settings))
+    print(f"wrote {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
