@@ -342,3 +342,16 @@ def test_bundled_cpu_configs_take_a_training_step(name: str) -> None:
     result = FommTask(experiment, DistributedContext(), steps_per_epoch=100).train_step(batch, 0)
     assert all(np.isfinite(v) for v in result.losses.values())
     assert result.outputs["prediction"].shape == (2, 3, size, size)
+
+
+def test_cleaning_removes_leftovers_of_interrupted_saves_only(tmp_path: Path) -> None:
+    from motiontransfer.training.checkpoints import checkpoint_dir, clean_checkpoint_dir
+
+    folder = checkpoint_dir(tmp_path)
+    folder.mkdir(parents=True)
+    leftovers = [".step-00000003.tmp-1a2b3c4d.mt", ".tmpQGwz1O"]  # ours, and safetensors' own temporary file
+    kept = ["notes.txt", "model.tmp-1a2b3c4d.mt", ".tmpTooLongName"]
+    for name in leftovers + kept:
+        (folder / name).write_text("x")
+    clean_checkpoint_dir(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kept)

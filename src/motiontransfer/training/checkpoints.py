@@ -156,6 +156,16 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
                 file.unlink(missing_ok=True)
 
 
+_RUST_TEMPFILE = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+"""Names of the temporary files that safetensors (Rust's ``tempfile`` crate) creates next to the file it writes."""
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of ours (``.<name>.tmp-<hex><suffix>``, see :mod:`motiontransfer.fileio`) or of
+    safetensors (``.tmpXXXXXX``)."""
+    return (name.startswith(".") and ".tmp-" in name) or _RUST_TEMPFILE.fullmatch(name) is not None
+
+
 def clean_checkpoint_dir(run_dir: str | Path) -> None:
     """Remove what an interrupted save can leave behind: hidden temporary files of the atomic writes and the files
     of a checkpoint newer than ``latest.json`` (written before the crash but never made current)."""
@@ -163,7 +173,7 @@ def clean_checkpoint_dir(run_dir: str | Path) -> None:
     if not folder.is_dir():
         return
     for entry in folder.iterdir():
-        if entry.name.startswith(".") and ".tmp-" in entry.name and entry.is_file():
+        if _is_temporary(entry.name) and entry.is_file():
             entry.unlink(missing_ok=True)
     latest = read_latest(run_dir)
     limit = -1 if latest is None else latest.step
