@@ -241,3 +241,64 @@ def test_heatmap_differences_have_a_zero_background_channel() -> None:
     expected = keypoints_to_gaussian(kp_driving, (9, 11), 0.01) - keypoints_to_gaussian(kp_source, (9, 11), 0.01)
     torch.testing.assert_close(heatmaps[:, 1:, 0], expected)
     assert heatmaps.abs().max() <= 1
+
+
+# ------------------------------------------------------------------ Monkey-Net keypoints with covariances
+
+
+def test_heatmap_moments_of_hand_made_maps() -> None:
+    from motiontransfer.ops import heatmap_moments
+
+    single = torch.zeros(1, 1, 3, 5)
+    single[0, 0, 0, 4] = 1.0  # x = 1, y = -1
+    mean, covariance = heatmap_moments(single)
+    assert torch.allclose(mean, torch.tensor([[[1.0, -1.0]]]))
+    assert torch.allclose(covariance, torch.zeros(1, 1, 2, 2))
+    pair = torch.zeros(1, 1, 3, 3)
+    pair[0, 0, 1, 0] = pair[0, 0, 1, 2] = 0.5  # (x, y) = (-1, 0) and (1, 0), half the mass each
+    mean, covariance = heatmap_moments(pair)
+    assert torch.allclose(mean, torch.zeros(1, 1, 2), atol=1e-7)
+    assert torch.allclose(covariance, torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]))
+
+
+def test_clip_covariance_raises_small_eigenvalues_and_keeps_the_axes() -> None:
+    from motiontransfer.ops import clip_covariance
+
+    angle = torch.tensor(0.3)
+    rotation = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    covariance = rotation @ torch.diag(torch.tensor([0.5, 0.0])) @ rotation.T
+    clipped = clip_covariance(covariance[None], 0.001)[0]
+    expected = rotation @ torch.diag(torch.tensor([0.5, 0.001])) @ rotation.T
+    assert torch.allclose(clipped, expected, atol=1e-6)
+    large = torch.diag(torch.tensor([0.2, 0.3]))
+    assert torch.allclose(clip_covariance(large, 0.001), large)
+
+
+def test_full_covariance_gaussians_match_hand_values_and_the_isotropic_case() -> None:
+    from motiontransfer.ops import keypoints_to_gaussian_covariance
+
+    mean = torch.zeros(1, 1, 2)
+    covariance = torch.diag(torch.tensor([0.04, 0.16]))[None, None]
+    maps = keypoints_to_gaussian_covariance(mean, covariance, (11, 11))  # grid step 0.2
+    assert maps[0, 0, 5, 5] == pytest.approx(1.0)
+    assert maps[0, 0, 7, 6].item() == pytest.approx(math.exp(-1.0), rel=1e-5)  # (x, y) = (0.2, 0.4): 1 + 1
+    kp = torch.tensor([[[0.3, -0.2], [-0.5, 0.1]]])
+    isotropic = keypoints_to_gaussian_covariance(kp, 0.01 * torch.eye(2).expand(1, 2, 2, 2), (16, 12))
+    assert torch.allclose(isotropic, _isotropic_gaussians(kp), atol=1e-6)
+
+
+def _isotropic_gaussians(kp: torch.Tensor) -> torch.Tensor:
+    from motiontransfer.ops import keypoints_to_gaussian
+
+    return keypoints_to_gaussian(kp, (16, 12), 0.01)
+
+
+def test_gradients_flow_from_covariance_heatmaps_to_detector_logits() -> None:
+    from motiontransfer.ops import clip_covariance, heatmap_moments, keypoints_to_gaussian_covariance, soft_argmax
+
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    probabilities, _ = soft_argmax(logits, temperature=0.1)
+    mean, covariance = heatmap_moments(probabilities)
+    maps = keypoints_to_gaussian_covariance(mean, clip_covariance(covariance, 0.001), (8, 8))
+    maps.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

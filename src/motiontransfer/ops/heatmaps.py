@@ -1,11 +1,13 @@
-"""Keypoints <-> heatmaps: Gaussian rendering of keypoints (FOMM Eq. 6) and the spatial soft-argmax that turns
-a keypoint detector's heatmaps into keypoint coordinates (FOMM Sec. 3.1, Eq. 5 weights)."""
+"""Keypoints <-> heatmaps: Gaussian rendering of keypoints (FOMM Eq. 6; Monkey-Net's full-covariance Gaussians) and
+the spatial soft-argmax that turns a keypoint detector's heatmaps into keypoint coordinates (FOMM Sec. 3.1), with
+the heatmaps' second moments (Monkey-Net's keypoint covariances)."""
 
 from __future__ import annotations
 
 import torch
 
 from motiontransfer.ops.grid import make_coordinate_grid
+from motiontransfer.ops.linalg import inverse_2x2
 
 
 def keypoints_to_gaussian(kp: torch.Tensor, spatial_size: tuple[int, int], variance: float) -> torch.Tensor:
@@ -44,3 +46,60 @@ def soft_argmax(heatmap: torch.Tensor, temperature: float = 1.0) -> tuple[torch.
     grid = make_coordinate_grid(height, width, device=heatmap.device, dtype=heatmap.dtype)
     keypoints = (probabilities.unsqueeze(-1) * grid).sum(dim=(2, 3))
     return probabilities, keypoints
+
+
+def heatmap_moments(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of each heatmap seen as a distribution over the [-1, 1] grid (Monkey-Net's keypoints:
+    h_k = sum_z H_k(z) z and Sigma_k = sum_z H_k(z) (z - h_k)(z - h_k)^T).
+
+    Args:
+        probabilities: (B, K, H, W) maps, each summing to 1 (e.g. from :func:`soft_argmax`).
+
+    Returns:
+        ``(mean, covariance)``: (B, K, 2) x-first coordinates and (B, K, 2, 2) symmetric covariances.
+    """
+    height, width = probabilities.shape[-2:]
+    grid = make_coordinate_grid(height, width, device=probabilities.device, dtype=probabilities.dtype)
+    weights = probabilities.unsqueeze(-1)
+    mean = (weights * grid).sum(dim=(2, 3))
+    centred = grid - mean[:, :, None, None, :]
+    covariance = (weights.unsqueeze(-1) * centred.unsqueeze(-1) * centred.unsqueeze(-2)).sum(dim=(2, 3))
+    return mean, covariance
+
+
+def clip_covariance(covariance: torch.Tensor, min_variance: float) -> torch.Tensor:
+    """Raise the eigenvalues (= singular values, for these symmetric PSD matrices) of 2x2 covariances to at least
+    ``min_variance`` (Monkey-Net's ``clip_variance``, 0.001), keeping their axes, so that they can be inverted.
+
+    Args:
+        covariance: (..., 2, 2) symmetric matrices.
+        min_variance: the smallest allowed eigenvalue (> 0).
+
+    Returns:
+        (..., 2, 2) ``V diag(max(lambda, min_variance)) V^T``.
+    """
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    clipped = eigenvalues.clamp_min(min_variance)
+    return (eigenvectors * clipped.unsqueeze(-2)) @ eigenvectors.transpose(-1, -2)
+
+
+def keypoints_to_gaussian_covariance(mean: torch.Tensor, covariance: torch.Tensor,
+                                     spatial_size: tuple[int, int]) -> torch.Tensor:
+    """Render keypoints as unnormalised Gaussians with full covariances (Monkey-Net's heatmap encoding):
+    ``exp(-0.5 (z - h)^T Sigma^-1 (z - h))``, peak value 1; with ``Sigma = variance * I`` this equals
+    :func:`keypoints_to_gaussian`.
+
+    Args:
+        mean: (..., K, 2) keypoints in [-1, 1], x first.
+        covariance: (..., K, 2, 2) invertible covariances (see :func:`clip_covariance`).
+        spatial_size: (H, W).
+
+    Returns:
+        (..., K, H, W) maps with the dtype and device of ``mean``.
+    """
+    height, width = spatial_size
+    grid = make_coordinate_grid(height, width, device=mean.device, dtype=mean.dtype)
+    diff = grid - mean[..., None, None, :]
+    precision = inverse_2x2(covariance)[..., None, None, :, :]
+    mahalanobis = (diff.unsqueeze(-2) @ precision @ diff.unsqueeze(-1))[..., 0, 0]
+    return torch.exp(-0.5 * mahalanobis)
