@@ -61,7 +61,7 @@ class Scores:
 
 def frames_of(source: ProceduralSource, index: int) -> Iterator[torch.Tensor]:
     """Video ``index`` of ``source`` as (3, H, W) float tensors."""
-    return (torch.from_numpy(np.ascontiguousarray(f.image.transpose(2, 0, 1))) for f in source.frames(index))
+    return (f.tensor() for f in source.frames(index))
 
 
 def score(pairs: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Scores:
@@ -83,8 +83,7 @@ def transfer_triples(model: Animator, test: ProceduralSource) -> Iterator[tuple[
     """(prediction, ground truth, source) for identity 2i driven by video 2i + 1, relative motion."""
     for a in range(0, len(test) - 1, 2):
         source = next(frames_of(test, a))
-        truth = (torch.from_numpy(np.ascontiguousarray(f.image.transpose(2, 0, 1)))
-                 for f in test.transfer_frames(a, a + 1))
+        truth = (f.tensor() for f in test.transfer_frames(a, a + 1))
         items = pipeline.animate(model.model, source, frames_of(test, a + 1), mode="relative", batch_size=16)
         for item, target in zip(items, truth, strict=True):
             yield item["prediction"], target, source

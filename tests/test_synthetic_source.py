@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from motiontransfer.data.synthetic import FAMILIES, Family, ProceduralSource, ProceduralSpec, get_family
 from motiontransfer.errors import UserError
@@ -132,3 +133,13 @@ def test_keypoints_are_resolution_independent(name: str) -> None:
         np.testing.assert_array_equal(large.visibility, small.visibility)
         shrunk = large.image.reshape(64, 2, 64, 2, 3).mean((1, 3))
         assert np.abs(shrunk - small.image).mean() < 0.05
+
+
+def test_test_split_takes_the_model_size_unless_the_spec_sets_one_and_frames_become_tensors() -> None:
+    spec = ProceduralSpec.test_split("procedural:faces:videos=3", 48)
+    assert (spec.split, spec.size, spec.videos) == ("test", 48, 3)
+    assert ProceduralSpec.test_split("procedural:faces:size=32", 48).size == 32
+    frame = ProceduralSource(ProceduralSpec.test_split("procedural:shapes:videos=1,frames=2", 24)).frame(0, 1)
+    tensor = frame.tensor()
+    assert tensor.shape == (3, 24, 24) and tensor.dtype == torch.float32
+    assert np.array_equal(tensor.permute(1, 2, 0).numpy(), frame.image)

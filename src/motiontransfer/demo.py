@@ -22,6 +22,7 @@ from motiontransfer.api import load
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.data.video_io import VideoWriter
 from motiontransfer.errors import UserError
+from motiontransfer.evaluation.metrics import l1_error
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, bundled_family
 from motiontransfer.visualize import animation_grid, image_grid
@@ -75,9 +76,9 @@ def run_demo(out: str | Path = "out", model: str = "fomm-faces", frames: int = 6
     spec = ProceduralSpec(family=bundled_family(model), size=animator.size, videos=2, frames=frames, seed=seed,
                           split="test")
     data = ProceduralSource(spec)
-    source_image = _tensor(data.frame(0, 0).image)
-    driving = (_tensor(frame.image) for frame in data.frames(1))
-    truth = (_tensor(frame.image) for frame in data.transfer_frames(0, 1))
+    source_image = data.frame(0, 0).tensor()
+    driving = (frame.tensor() for frame in data.frames(1))
+    truth = (frame.tensor() for frame in data.transfer_frames(0, 1))
     items: Iterable[dict[str, Any]] = pipeline.animate(animator.model, source_image, driving, mode="relative")
     if progress is not None:
         items = progress(items, frames)
@@ -87,16 +88,11 @@ def run_demo(out: str | Path = "out", model: str = "fomm-faces", frames: int = 6
         video = stack.enter_context(VideoWriter(out / "demo.mp4", fps=DEMO_FPS))
         viz = stack.enter_context(VideoWriter(out / "demo-viz.mp4", fps=DEMO_FPS))
         for item, target in zip(items, truth, strict=True):
-            errors.append(float((item["prediction"] - target).abs().mean()))
-            copy_errors.append(float((source_image - target).abs().mean()))
+            errors.append(l1_error(item["prediction"], target))
+            copy_errors.append(l1_error(source_image, target))
             video.write(_enlarge(item["prediction"], display_scale))
             viz.write(_enlarge(_viz_frame(item, target), display_scale))
     return DemoResult(video.path, viz.path, float(np.mean(errors)), float(np.mean(copy_errors)))
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) float image -> (3, H, W) float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
 
 
 def _viz_frame(item: dict[str, Any], truth: torch.Tensor) -> torch.Tensor:

@@ -569,7 +569,7 @@ class ProceduralPairsDataset(Dataset):
             self.source.family.render(video.identity, self.source.pose(video, int(t)), self.source.size)
             for t in (first, second)
         ]
-        source, driving = (torch.from_numpy(np.ascontiguousarray(f.image.transpose(2, 0, 1))) for f in frames)
+        source, driving = (f.tensor() for f in frames)
         source, driving = augment_pair(source, driving, self.augmentation, rng)
         return {"source": source.contiguous(), "driving": driving.contiguous(), "name": video.name, "index": index}
 

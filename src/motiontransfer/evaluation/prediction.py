@@ -54,10 +54,6 @@ def check_predictor(model: Any) -> VideoPredictor:
     return model
 
 
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
-
-
 def _sequence(evaluator: KeypointEvaluator, frames: torch.Tensor, batch_size: int) -> np.ndarray:
     """(T, 3, H, W) frames -> (T, K, 2) evaluator keypoints (pixels)."""
     return np.concatenate([evaluator.detect(frames[i:i + batch_size])[0] for i in range(0, len(frames), batch_size)])
@@ -98,8 +94,7 @@ def prediction_records(model: VideoPredictor, data: str, keypoints: KeypointEval
     if not is_procedural(data):
         raise UserError(f"the prediction protocol needs procedural data with actions (procedural:puppets, ...), "
                         f"not {data}")
-    text = str(data)
-    spec = ProceduralSpec.parse(text, split="test", **({} if "size=" in text else {"size": model.size}))
+    spec = ProceduralSpec.test_split(str(data), model.size)
     if spec.frames < num_frames:
         raise UserError(f"the test videos have {spec.frames} frames, fewer than the {num_frames} to predict")
     source_data = ProceduralSource(spec)
@@ -115,7 +110,7 @@ def prediction_records(model: VideoPredictor, data: str, keypoints: KeypointEval
         action = names.index(video.action)
         rendered = [frame for _, frame in zip(range(num_frames), source_data.frames(index), strict=False)]
         truth_points = np.stack([frame.keypoints for frame in rendered])
-        truth_frames = torch.stack([_tensor(frame.image) for frame in rendered])
+        truth_frames = torch.stack([frame.tensor() for frame in rendered])
         generated = np.stack([_sequence(keypoints, model.predict_video(truth_frames[0], num_frames, video.action,
                                                                        seed=seed), batch_size)
                               for seed in range(samples)])

@@ -118,10 +118,6 @@ class IdentityEmbedder(nn.Module):
 # --------------------------------------------------------------------------------------------------- data
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-
-
 def pixels_to_normalized(keypoints: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """Pixel coordinates (pixel centres at integers) -> [-1, 1] coordinates of ``make_coordinate_grid``."""
     return torch.as_tensor(keypoints, dtype=torch.float32) * (2.0 / (size - 1)) - 1.0
@@ -147,7 +143,7 @@ def sample_frames(source: ProceduralSource, count: int, rng: np.random.Generator
     for _ in range(count):
         index = int(rng.integers(len(source)))
         rendered = source.frame(index, int(rng.integers(source.spec.frames)))
-        images.append(_to_tensor(rendered.image))
+        images.append(rendered.tensor())
         points.append(pixels_to_normalized(rendered.keypoints, source.size))
         visible.append(torch.from_numpy(np.asarray(rendered.visibility, dtype=bool)))
         identities.append(source.video(index).identity_index)
@@ -281,7 +277,7 @@ def verification_accuracy(model: IdentityEmbedder, family: str, identities: int 
     second_ids = np.where(same, first_ids, other)
 
     def embed(identity: np.ndarray, clip: int) -> torch.Tensor:
-        images = [_to_tensor(source.frame(int(i) * 2 + clip, int(rng.integers(source.spec.frames))).image)
+        images = [source.frame(int(i) * 2 + clip, int(rng.integers(source.spec.frames))).tensor()
                   for i in identity]
         return torch.cat([model(torch.stack(images[k:k + 64])) for k in range(0, len(images), 64)])
 

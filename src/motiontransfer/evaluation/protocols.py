@@ -105,22 +105,17 @@ def cross_frames(model: AnimationModel, data: str | Path, *, num_videos: int | N
     if not is_procedural(str(data)):
         raise UserError(f"the cross protocol needs procedural data with ground truth (procedural:faces, ...), "
                         f"not {data}")
-    text = str(data)
-    spec = ProceduralSpec.parse(text, split="test", **({} if "size=" in text else {"size": model.size}))
+    spec = ProceduralSpec.test_split(str(data), model.size)
     source_data = ProceduralSource(spec)
     count = len(source_data) if num_videos is None else min(num_videos, len(source_data))
     for a in range(0, count - 1, 2):
-        source = _tensor(source_data.frame(a, 0).image)
-        driving = (_tensor(f.image) for f in source_data.frames(a + 1))
-        truth = (_tensor(f.image) for f in source_data.transfer_frames(a, a + 1))
+        source = source_data.frame(a, 0).tensor()
+        driving = (f.tensor() for f in source_data.frames(a + 1))
+        truth = (f.tensor() for f in source_data.transfer_frames(a, a + 1))
         name = f"{source_data.video(a).name}<-{source_data.video(a + 1).name}"
         items = pipeline.animate(model, source, driving, mode="relative", batch_size=batch_size)
         for item, target in zip(items, truth, strict=True):
             yield EvalFrame(name, int(item["index"]), item["prediction"], target, item["source"])
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
 
 
 # --------------------------------------------------------------------------------------------------- scoring

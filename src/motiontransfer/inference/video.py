@@ -119,8 +119,7 @@ def split_test_videos(data: str | Path, size: int, num_videos: int | None = None
     """The test split of ``data`` (a FOMM-layout folder or a ``procedural:`` spec) at frame size ``size``:
     name, frame rate and a frame-stream factory per video (the first ``num_videos`` when given)."""
     if is_procedural(str(data)):
-        text = str(data)
-        spec = ProceduralSpec.parse(text, split="test", **({} if "size=" in text else {"size": size}))
+        spec = ProceduralSpec.test_split(str(data), size)
         source = ProceduralSource(spec)
         count = len(source) if num_videos is None else min(num_videos, len(source))
         return [_procedural_video(source, index) for index in range(count)]
@@ -133,7 +132,7 @@ def _procedural_video(source: ProceduralSource, index: int) -> SplitVideo:
     video = source.video(index)
 
     def frames() -> Iterator[torch.Tensor]:
-        return (torch.from_numpy(frame.image.transpose(2, 0, 1).copy()) for frame in source.frames(index))
+        return (frame.tensor() for frame in source.frames(index))
 
     return SplitVideo(video.name, video.fps, frames)
 

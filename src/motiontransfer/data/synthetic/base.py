@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 Array = np.ndarray
 
@@ -34,6 +35,10 @@ class RenderedFrame:
     image: Array
     keypoints: Array
     visibility: Array
+
+    def tensor(self) -> torch.Tensor:
+        """The image as the (3, size, size) float32 tensor in [0, 1] that models and metrics take."""
+        return torch.from_numpy(np.ascontiguousarray(self.image.transpose(2, 0, 1))).float()
 
 
 @runtime_checkable

@@ -99,6 +99,12 @@ class ProceduralSpec:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def test_split(cls, text: str, size: int) -> ProceduralSpec:
+        """The test split of the spec ``text``, at frame size ``size`` unless ``text`` sets its own."""
+        spec = cls.parse(text, split="test")
+        return spec if "size=" in text else dataclasses.replace(spec, size=size)
+
     def __str__(self) -> str:
         return (f"{PREFIX}{self.family}:size={self.size},videos={self.videos},frames={self.frames},"
                 f"seed={self.seed},clips_per_identity={self.clips_per_identity},split={self.split}")
