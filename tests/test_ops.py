@@ -302,3 +302,14 @@ def test_gradients_flow_from_covariance_heatmaps_to_detector_logits() -> None:
     maps = keypoints_to_gaussian_covariance(mean, clip_covariance(covariance, 0.001), (8, 8))
     maps.sum().backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_sequential_taps_returns_the_chosen_layer_outputs_in_order() -> None:
+    from motiontransfer.nn.blocks import sequential_taps
+
+    layers = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.ReLU(), torch.nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
+        layers[2].weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 3.0]]))
+    first, last = sequential_taps(layers, torch.tensor([[1.0, 1.0]]), (0, 2))
+    assert torch.equal(first, torch.tensor([[1.0, -1.0]])) and torch.equal(last, torch.tensor([[2.0, 0.0]]))

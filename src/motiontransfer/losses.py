@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motiontransfer.errors import ConfigError, InputFileError, UserError
-from motiontransfer.nn.blocks import AntiAliasDownsample
+from motiontransfer.nn.blocks import AntiAliasDownsample, sequential_taps
 from motiontransfer.nn.discriminators import scale_key
 from motiontransfer.ops.linalg import inverse_2x2
 from motiontransfer.ops.transforms import CoordinateTransform
@@ -123,13 +123,7 @@ class Vgg19Features(nn.Module):
         if min(x.shape[2:]) < VGG19_MIN_SIZE:
             raise ValueError(f"VGG19 features need images of at least {VGG19_MIN_SIZE} px per side, "
                              f"got {tuple(x.shape[2:])}")
-        out = (x - self.mean.to(x)) / self.std.to(x)
-        outputs = []
-        for index, layer in enumerate(self.features):
-            out = layer(out)
-            if index in VGG19_SLICE_ENDS:
-                outputs.append(out)
-        return outputs
+        return sequential_taps(self.features, (x - self.mean.to(x)) / self.std.to(x), VGG19_SLICE_ENDS)
 
 
 def _torch_home() -> Path:

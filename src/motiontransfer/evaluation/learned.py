@@ -45,6 +45,7 @@ from torch import nn
 
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.evaluation.metrics import MetricInputError, frechet_distance, frechet_distance_from_stats
+from motiontransfer.nn.blocks import sequential_taps
 
 METRICS_DIR_ENV = "MOTIONTRANSFER_METRICS_DIR"
 DEFAULT_METRICS_DIR = Path("~") / ".cache" / "motiontransfer" / "metrics"
@@ -381,13 +382,7 @@ class LPIPS(nn.Module):
         return torch.stack(self.layer_distances(prediction, target)).sum(dim=0)
 
     def _taps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = (2 * images - 1 - self.shift) / self.scale
-        taps = []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in LPIPS_TAPS:
-                taps.append(x)
-        return taps
+        return sequential_taps(self.features, (2 * images - 1 - self.shift) / self.scale, LPIPS_TAPS)
 
 
 # ---------------------------------------------------------------------------------------------------------------

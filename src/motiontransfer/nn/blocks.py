@@ -9,6 +9,7 @@ buffers), upsampling is nearest-neighbour x2.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import torch
 import torch.nn.functional as F
@@ -221,3 +222,14 @@ class AntiAliasDownsample(nn.Module):
             return F.interpolate(out, scale_factor=(self.scale, self.scale), mode="nearest")
         height, width = math.floor(x.shape[2] * self.scale), math.floor(x.shape[3] * self.scale)
         return out[:, :, :: self.step, :: self.step][:, :, :height, :width]
+
+
+def sequential_taps(layers: nn.Sequential, x: torch.Tensor, taps: Collection[int]) -> list[torch.Tensor]:
+    """Run ``x`` through ``layers`` and return the outputs of the layers whose indices are in ``taps``, in order
+    (the feature pyramid of a VGG or AlexNet ``features`` stack)."""
+    outputs = []
+    for index, layer in enumerate(layers):
+        x = layer(x)
+        if index in taps:
+            outputs.append(x)
+    return outputs
