@@ -135,6 +135,31 @@ def test_resize_flow() -> None:
     torch.testing.assert_close(resized, expected.permute(0, 2, 3, 1))
 
 
+def test_resize_flow_with_align_corners_true_maps_a_coordinate_grid_to_the_grid_of_the_new_size() -> None:
+    grid = make_coordinate_grid(32, 32)[None]
+    torch.testing.assert_close(resize_flow(grid, (64, 64), align_corners=True), make_coordinate_grid(64, 64)[None])
+    # The official convention (False) moves the second-last column of a 32 -> 64 upsampling by half a target pixel.
+    official = resize_flow(grid, (64, 64))
+    half_pixel = 0.5 * 2 / 63
+    assert (official - make_coordinate_grid(64, 64)[None]).abs().max().item() == pytest.approx(half_pixel, rel=0.05)
+
+
+def test_fomm_identity_motion_is_an_exact_identity_warp_with_both_corner_policies_true() -> None:
+    from motiontransfer.models.fomm import OcclusionAwareGenerator
+
+    params = {"block_expansion": 8, "max_features": 16, "num_blocks": 2, "scale_factor": 0.5}
+    image = torch.rand(1, 3, 32, 32)
+    keypoints = {"value": torch.rand(1, 3, 2) * 2 - 1, "jacobian": torch.eye(2).expand(1, 3, 2, 2)}
+    errors = {}
+    for policy in (False, True):
+        generator = OcclusionAwareGenerator(3, 3, 8, 16, 0, 1, True, params, align_corners=policy,
+                                            flow_resize_align_corners=policy).eval()
+        with torch.no_grad():
+            errors[policy] = (generator(image, keypoints, keypoints)["deformed"] - image).abs().mean().item()
+    assert errors[True] < 1e-5
+    assert errors[False] > 0.01
+
+
 def test_anti_alias_kernel_is_a_normalised_13x13_gaussian_at_quarter_scale() -> None:
     down = AntiAliasDownsample(3, 0.25)
     assert down.weight.shape == (3, 1, 13, 13)

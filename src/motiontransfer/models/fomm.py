@@ -93,14 +93,22 @@ class DiscriminatorParams:
 
 @dataclass
 class FOMMConfig:
-    """The official ``model_params`` plus ``align_corners`` (grid_sample corner policy for every warp; False is
-    what the official code does under torch >= 1.3, True what it did under torch 1.0 when it was trained)."""
+    """The official ``model_params`` plus two corner policies of ours.
+
+    ``align_corners``: grid_sample's convention for every warp; False is what the official code does under
+    torch >= 1.3, True what it did under torch 1.0 when it was trained. ``flow_resize_align_corners``: the
+    convention of the generator's resizing of the dense motion to another resolution; False is the official code's
+    under every torch since 0.4.1. Only True/True makes an identity motion an exact identity warp (with False the
+    warp zooms by W / (W - 1) and resizing shifts border pixels by up to half a pixel, an L1 error of about 0.03 on
+    64-px procedural faces), so our own configs use True/True; official checkpoints keep the defaults.
+    """
 
     common_params: CommonParams
     kp_detector_params: KPDetectorParams
     generator_params: GeneratorParams
     discriminator_params: DiscriminatorParams = field(default_factory=DiscriminatorParams)
     align_corners: bool = False
+    flow_resize_align_corners: bool = False
 
 
 def vox256_config() -> FOMMConfig:
@@ -257,7 +265,7 @@ class OcclusionAwareGenerator(nn.Module):
     def __init__(self, num_channels: int, num_kp: int, block_expansion: int, max_features: int,
                  num_down_blocks: int, num_bottleneck_blocks: int, estimate_occlusion_map: bool = False,
                  dense_motion_params: DenseMotionParams | Mapping[str, Any] | None = None,
-                 align_corners: bool = False) -> None:
+                 align_corners: bool = False, flow_resize_align_corners: bool = False) -> None:
         super().__init__()
         self.dense_motion_network = None
         if dense_motion_params is not None:
@@ -284,6 +292,7 @@ class OcclusionAwareGenerator(nn.Module):
         self.estimate_occlusion_map = estimate_occlusion_map
         self.num_channels = num_channels
         self.align_corners = align_corners
+        self.flow_resize_align_corners = flow_resize_align_corners
 
     def encode_source(self, source: torch.Tensor) -> torch.Tensor:
         """Source-side encoder (cacheable per source image).
@@ -318,7 +327,7 @@ class OcclusionAwareGenerator(nn.Module):
             out["mask"] = motion["mask"]
             out["sparse_deformed"] = motion["sparse_deformed"]
             out["deformation"] = motion["deformation"]
-            flow = resize_flow(motion["deformation"], tuple(features.shape[2:]))
+            flow = resize_flow(motion["deformation"], tuple(features.shape[2:]), self.flow_resize_align_corners)
             features = warp(features, flow, align_corners=self.align_corners)
             if "occlusion_map" in motion:
                 occlusion = motion["occlusion_map"]
@@ -327,7 +336,7 @@ class OcclusionAwareGenerator(nn.Module):
                     occlusion = F.interpolate(occlusion, size=features.shape[2:], mode="bilinear",
                                               align_corners=False)
                 features = features * occlusion  # Eq. 8
-            full_flow = resize_flow(motion["deformation"], tuple(source.shape[2:]))
+            full_flow = resize_flow(motion["deformation"], tuple(source.shape[2:]), self.flow_resize_align_corners)
             out["deformed"] = warp(source, full_flow, align_corners=self.align_corners)
         decoded = self.bottleneck(features)
         for block in self.up_blocks:
@@ -360,7 +369,8 @@ def build_generator(config: FOMMConfig) -> OcclusionAwareGenerator:
         num_channels=common.num_channels, num_kp=common.num_kp, block_expansion=params.block_expansion,
         max_features=params.max_features, num_down_blocks=params.num_down_blocks,
         num_bottleneck_blocks=params.num_bottleneck_blocks, estimate_occlusion_map=params.estimate_occlusion_map,
-        dense_motion_params=params.dense_motion_params, align_corners=config.align_corners)
+        dense_motion_params=params.dense_motion_params, align_corners=config.align_corners,
+        flow_resize_align_corners=config.flow_resize_align_corners)
 
 
 def build_discriminator(config: FOMMConfig) -> MultiScaleDiscriminator:

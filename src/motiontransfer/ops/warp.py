@@ -40,19 +40,25 @@ def warp(
                          align_corners=align_corners)
 
 
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a sampling grid / flow field bilinearly (``align_corners=False``), as the official FOMM generator
-    does before warping features of another resolution. The values are normalised coordinates, so they are
-    resized but not rescaled.
+def resize_flow(flow: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Resize a sampling grid / flow field bilinearly, as the FOMM generator does before warping features of
+    another resolution. The values are normalised coordinates, so they are resized but not rescaled.
+
+    ``align_corners=False`` is the official code's ``F.interpolate`` (every torch since 0.4.1). It does not map
+    a :func:`~motiontransfer.ops.grid.make_coordinate_grid` grid to the grid of the new size: upsampling 32 -> 64
+    moves the border columns by up to half a target pixel. ``align_corners=True`` interpolates in the grid's own
+    convention, so a coordinate grid (any affine field) resizes exactly.
 
     Args:
         flow: (B, H, W, 2).
         size: target (H', W').
+        align_corners: the interpolation's corner convention (see above).
 
     Returns:
         (B, H', W', 2); ``flow`` itself when the size already matches.
     """
     if tuple(flow.shape[1:3]) == tuple(size):
         return flow
-    resized = F.interpolate(flow.permute(0, 3, 1, 2), size=tuple(size), mode="bilinear", align_corners=False)
+    resized = F.interpolate(flow.permute(0, 3, 1, 2), size=tuple(size), mode="bilinear",
+                            align_corners=align_corners)
     return resized.permute(0, 2, 3, 1)
