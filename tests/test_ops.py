@@ -284,19 +284,36 @@ def test_heatmap_moments_of_hand_made_maps() -> None:
     mean, covariance = heatmap_moments(pair)
     assert torch.allclose(mean, torch.zeros(1, 1, 2), atol=1e-7)
     assert torch.allclose(covariance, torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]))
+    # eps is added to all 9 cells without renormalising: the mean is unchanged by symmetry, Sigma_yy gains
+    # eps * (3 cells at y = -1 and 3 at y = 1) = 6 eps, Sigma_xx gains 6 eps too.
+    _, covariance = heatmap_moments(pair.double(), eps=1e-3)
+    assert torch.allclose(covariance, torch.tensor([[[[1.006, 0.0], [0.0, 0.006]]]], dtype=torch.float64))
 
 
-def test_clip_covariance_raises_small_eigenvalues_and_keeps_the_axes() -> None:
+def test_smallest_singular_value_2x2_matches_torch_svd() -> None:
+    from motiontransfer.ops import smallest_singular_value_2x2
+
+    matrices = torch.randn(50, 2, 2, dtype=torch.float64)
+    expected = torch.linalg.svdvals(matrices)[:, -1]
+    torch.testing.assert_close(smallest_singular_value_2x2(matrices), expected)
+    scaled_identity = (0.01 * torch.eye(2)).requires_grad_()
+    smallest_singular_value_2x2(scaled_identity).backward()
+    assert torch.isfinite(scaled_identity.grad).all()
+
+
+def test_clip_covariance_scales_the_whole_matrix_up_to_the_minimum_singular_value() -> None:
     from motiontransfer.ops import clip_covariance
 
     angle = torch.tensor(0.3)
     rotation = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
-    covariance = rotation @ torch.diag(torch.tensor([0.5, 0.0])) @ rotation.T
+    covariance = rotation @ torch.diag(torch.tensor([0.5, 0.0005])) @ rotation.T
     clipped = clip_covariance(covariance[None], 0.001)[0]
-    expected = rotation @ torch.diag(torch.tensor([0.5, 0.001])) @ rotation.T
+    # sigma_min 0.0005 < 0.001: the whole matrix doubles (the official rule), so the aspect ratio is kept.
+    expected = rotation @ torch.diag(torch.tensor([1.0, 0.001])) @ rotation.T
     assert torch.allclose(clipped, expected, atol=1e-6)
     large = torch.diag(torch.tensor([0.2, 0.3]))
     assert torch.allclose(clip_covariance(large, 0.001), large)
+    assert torch.isfinite(clip_covariance(torch.zeros(2, 2), 0.001)).all()
 
 
 def test_full_covariance_gaussians_match_hand_values_and_the_isotropic_case() -> None:

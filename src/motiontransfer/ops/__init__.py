@@ -9,7 +9,7 @@ from motiontransfer.ops.heatmaps import (
     keypoints_to_gaussian_covariance,
     soft_argmax,
 )
-from motiontransfer.ops.linalg import inverse_2x2
+from motiontransfer.ops.linalg import inverse_2x2, smallest_singular_value_2x2
 from motiontransfer.ops.motion import deform_sparse, dense_motion_field, heatmap_differences, sparse_motions
 from motiontransfer.ops.warp import resize_flow, warp
 
@@ -24,6 +24,7 @@ __all__ = [
     "keypoints_to_gaussian_covariance",
     "make_coordinate_grid",
     "resize_flow",
+    "smallest_singular_value_2x2",
     "soft_argmax",
     "sparse_motions",
     "warp",

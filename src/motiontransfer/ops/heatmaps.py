@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from motiontransfer.ops.grid import make_coordinate_grid
-from motiontransfer.ops.linalg import inverse_2x2
+from motiontransfer.ops.linalg import inverse_2x2, smallest_singular_value_2x2
 
 
 def keypoints_to_gaussian(kp: torch.Tensor, spatial_size: tuple[int, int], variance: float) -> torch.Tensor:
@@ -48,39 +48,43 @@ def soft_argmax(heatmap: torch.Tensor, temperature: float = 1.0) -> tuple[torch.
     return probabilities, keypoints
 
 
-def heatmap_moments(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and covariance of each heatmap seen as a distribution over the [-1, 1] grid (Monkey-Net's keypoints:
+def heatmap_moments(probabilities: torch.Tensor, eps: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of each heatmap seen as a distribution over the [-1, 1] grid (Monkey-Net Eq. 1-2:
     h_k = sum_z H_k(z) z and Sigma_k = sum_z H_k(z) (z - h_k)(z - h_k)^T).
 
     Args:
         probabilities: (B, K, H, W) maps, each summing to 1 (e.g. from :func:`soft_argmax`).
+        eps: added to every map value first, without renormalising (the official Monkey-Net adds 1e-7 so that no
+            covariance is exactly singular).
 
     Returns:
         ``(mean, covariance)``: (B, K, 2) x-first coordinates and (B, K, 2, 2) symmetric covariances.
     """
     height, width = probabilities.shape[-2:]
     grid = make_coordinate_grid(height, width, device=probabilities.device, dtype=probabilities.dtype)
-    weights = probabilities.unsqueeze(-1)
+    weights = (probabilities + eps).unsqueeze(-1)
     mean = (weights * grid).sum(dim=(2, 3))
     centred = grid - mean[:, :, None, None, :]
     covariance = (weights.unsqueeze(-1) * centred.unsqueeze(-1) * centred.unsqueeze(-2)).sum(dim=(2, 3))
     return mean, covariance
 
 
-def clip_covariance(covariance: torch.Tensor, min_variance: float) -> torch.Tensor:
-    """Raise the eigenvalues (= singular values, for these symmetric PSD matrices) of 2x2 covariances to at least
-    ``min_variance`` (Monkey-Net's ``clip_variance``, 0.001), keeping their axes, so that they can be inverted.
+def clip_covariance(covariance: torch.Tensor, min_singular: float) -> torch.Tensor:
+    """Monkey-Net's ``clip_variance``: a covariance whose smallest singular value sigma is below ``min_singular``
+    (0.001 in the official configs) is scaled as a whole by ``min_singular / sigma``, so that its smallest singular
+    value becomes ``min_singular``; its shape (axes and aspect ratio) is kept. Others are returned unchanged.
 
     Args:
-        covariance: (..., 2, 2) symmetric matrices.
-        min_variance: the smallest allowed eigenvalue (> 0).
+        covariance: (..., 2, 2) symmetric positive (semi-)definite matrices; sigma is floored at 1e-12 so an
+            exactly singular matrix gives a large, finite result.
+        min_singular: the smallest allowed singular value (> 0).
 
     Returns:
-        (..., 2, 2) ``V diag(max(lambda, min_variance)) V^T``.
+        (..., 2, 2) ``covariance * max(min_singular, sigma) / sigma``.
     """
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-    clipped = eigenvalues.clamp_min(min_variance)
-    return (eigenvectors * clipped.unsqueeze(-2)) @ eigenvectors.transpose(-1, -2)
+    sigma = smallest_singular_value_2x2(covariance).clamp_min(1e-12)
+    scale = sigma.clamp_min(min_singular) / sigma
+    return covariance * scale[..., None, None]
 
 
 def keypoints_to_gaussian_covariance(mean: torch.Tensor, covariance: torch.Tensor,
