@@ -1,8 +1,10 @@
 """Experiment configs: one YAML file describes data, model, training and animation, validated into dataclasses.
 
-The layout is the official first-order-model one (``dataset_params``, ``model_params``, ``train_params``,
-``reconstruction_params``, ``animate_params``, ``visualizer_params``), so the official ``config/*.yaml`` files
-load unchanged; a few optional keys are ours (marked "ours" below). Any unknown key is an error naming it.
+The layouts are the official ones: first-order-model's (``dataset_params``, ``model_params``, ``train_params``,
+``reconstruction_params``, ``animate_params``, ``visualizer_params``) and monkey-net's (``transfer_params`` and
+``prediction_params`` instead of ``animate_params``), so the official ``config/*.yaml`` files load unchanged; a few
+optional keys are ours (marked "ours" below). Any unknown key is an error naming it. ``family`` (ours) names the
+model family; official files omit it and the family is recognised from their sections (:func:`guess_family`).
 
 Bundled configs live in ``motiontransfer/configs/<family>/<name>.yaml`` and are loaded by name
 (``load_experiment("vox-256")``); anything else is read as a path.
@@ -19,8 +21,9 @@ from motiontransfer.config import from_dict, load_yaml
 from motiontransfer.data.datasets import AugmentationConfig, JitterConfig
 from motiontransfer.errors import ConfigError, InputFileError, UserError
 from motiontransfer.models.fomm import FOMMConfig
+from motiontransfer.models.monkeynet import MonkeyNetConfig
 
-Family = Literal["fomm"]
+Family = Literal["fomm", "monkeynet"]
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -52,7 +55,7 @@ class ResizeParams:
 
 @dataclass
 class RotationParams:
-    degrees: float
+    degrees: float | list[float]
 
 
 @dataclass
@@ -138,24 +141,16 @@ class LossWeights:
 
 
 @dataclass
-class TrainParams:
-    """Official FOMM training parameters, plus ours for step-based CPU runs and offline VGG weights."""
+class RunParams:
+    """How long and how a run trains, shared by every family: the official epoch keys plus ours for step-based CPU
+    runs (``max_steps`` caps the run; logging, sample and checkpoint intervals are in steps)."""
 
     num_epochs: int = 100
     num_repeats: int = 1
     epoch_milestones: list[int] = field(default_factory=list)
-    lr_generator: float = 2.0e-4
-    lr_discriminator: float = 2.0e-4
-    lr_kp_detector: float = 2.0e-4
     batch_size: int = 20
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
-    checkpoint_freq: int = 50
-    transform_params: TransformParams | None = field(default_factory=TransformParams)
-    loss_weights: LossWeights = field(default_factory=LossWeights)
     # ours
     num_workers: int = 0
-    vgg_weights: str | None = None
-    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
     max_steps: int | None = None
     log_every: int = 10
     sample_every: int = 500
@@ -172,6 +167,22 @@ class TrainParams:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be non-negative, got {self.num_workers}")
+
+
+@dataclass
+class TrainParams(RunParams):
+    """Official FOMM training parameters (plus :class:`RunParams`' and the offline VGG weights, ours)."""
+
+    lr_generator: float = 2.0e-4
+    lr_discriminator: float = 2.0e-4
+    lr_kp_detector: float = 2.0e-4
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
+    checkpoint_freq: int = 50
+    transform_params: TransformParams | None = field(default_factory=TransformParams)
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    # ours
+    vgg_weights: str | None = None
+    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
 
 
 # -------------------------------------------------------------------------------------- test / animation
@@ -223,18 +234,128 @@ class FommExperiment:
         return self.dataset_params.frame_size or 256
 
 
-Experiment = FommExperiment
-_EXPERIMENT_TYPES: dict[str, type[Any]] = {"fomm": FommExperiment}
+# ------------------------------------------------------------------------------------------------- Monkey-Net
+@dataclass
+class MonkeyNetLossWeights:
+    """Monkey-Net's loss weights: ``reconstruction`` weighs the discriminator feature matching over [image,
+    block_1, ..., block_n] (the first is the pixel L1), ``reconstruction_deformed`` a pixel L1 of the source warped
+    by the dense motion (0 in the official configs), and the LSGAN terms."""
+
+    reconstruction: list[float] = field(default_factory=lambda: [10.0, 10.0, 10.0, 10.0, 1.0])
+    reconstruction_deformed: float = 0.0
+    generator_gan: float = 1.0
+    discriminator_gan: float = 1.0
+
+
+@dataclass
+class LogParams:
+    """The official logging intervals (iterations / epochs); kept for the record, our runs use ``log_every`` and
+    ``checkpoint_every``."""
+
+    log_freq_iter: int = 200
+    cpk_freq_epoch: int = 100
+
+
+@dataclass
+class MonkeyNetTrainParams(RunParams):
+    """Official Monkey-Net training parameters (one learning rate for all networks; ``detach_kp_*`` stop the
+    generator's / discriminator's gradients reaching the keypoint detector), plus :class:`RunParams`."""
+
+    detach_kp_generator: bool = False
+    detach_kp_discriminator: bool = True
+    lr: float = 2.0e-4
+    loss_weights: MonkeyNetLossWeights = field(default_factory=MonkeyNetLossWeights)
+    log_params: LogParams | None = None
+
+
+@dataclass
+class MonkeyNetNormalizationParams:
+    """How driving keypoints become the source's (the official ``normalize_kp``): ``move_location`` (relative
+    motion, Eq. 7), ``movement_mult`` (scale the movement by the convex-hull size ratio), ``adapt_variance``
+    (Sigma_s' = Sigma_t Sigma_1^-1 Sigma_s), ``clip_mean`` (keep means inside [-1, 1])."""
+
+    movement_mult: bool = False
+    move_location: bool = True
+    adapt_variance: bool = False
+    clip_mean: bool = False
+
+
+@dataclass
+class TransferParams:
+    num_pairs: int = 100
+    format: str = ".gif"
+    normalization_params: MonkeyNetNormalizationParams = field(default_factory=MonkeyNetNormalizationParams)
+
+
+@dataclass
+class RNNParams:
+    num_features: int = 1024
+    num_layers: int = 1
+    dropout: float = 0.0
+
+
+@dataclass
+class PredictionParams:
+    """The image-to-video keypoint predictor (official ``prediction_params``): a GRU over keypoint sequences."""
+
+    rnn_params: RNNParams = field(default_factory=RNNParams)
+    predict_variance: bool = False
+    num_epochs: int = 1000
+    lr: float = 1.0e-3
+    batch_size: int = 256
+    num_frames: int = 32
+    init_frames: int = 1
+    train_size: int | None = None
+    format: str = ".gif"
+
+
+@dataclass
+class MonkeyNetExperiment:
+    """A whole Monkey-Net experiment (the official monkey-net layout; ``family`` is ours)."""
+
+    model_params: MonkeyNetConfig
+    family: Literal["monkeynet"] = "monkeynet"
+    dataset_params: DatasetParams = field(default_factory=DatasetParams)
+    train_params: MonkeyNetTrainParams = field(default_factory=MonkeyNetTrainParams)
+    reconstruction_params: ReconstructionParams = field(default_factory=ReconstructionParams)
+    transfer_params: TransferParams = field(default_factory=TransferParams)
+    prediction_params: PredictionParams = field(default_factory=PredictionParams)
+    visualizer_params: VisualizerParams = field(default_factory=VisualizerParams)
+
+    @property
+    def frame_size(self) -> int:
+        """Square frame side: ``frame_shape``/``image_shape``, else the crop size, else 64 (the paper's)."""
+        if self.dataset_params.frame_size is not None:
+            return self.dataset_params.frame_size
+        crop = self.dataset_params.augmentation_params.crop_param
+        return int(crop.size[0]) if crop is not None else 64
+
+
+Experiment = FommExperiment | MonkeyNetExperiment
+_EXPERIMENT_TYPES: dict[str, type[Any]] = {"fomm": FommExperiment, "monkeynet": MonkeyNetExperiment}
+_MONKEYNET_SECTIONS = ("transfer_params", "prediction_params")
+
+
+def guess_family(data: dict[str, Any]) -> str:
+    """The family of a parsed config: its ``family`` key, else ``monkeynet`` for the official monkey-net layout
+    (``transfer_params`` / ``prediction_params`` sections, or ``kp_variance`` in ``common_params``), else
+    ``fomm``."""
+    if "family" in data:
+        return str(data["family"])
+    common = (data.get("model_params") or {}).get("common_params") or {}
+    if any(key in data for key in _MONKEYNET_SECTIONS) or "kp_variance" in common:
+        return "monkeynet"
+    return "fomm"
 
 
 def experiment_from_dict(data: dict[str, Any]) -> Experiment:
     """Validate plain data (a parsed YAML file, or model-file metadata) into the family's experiment class."""
-    family = data.get("family", "fomm")
+    family = guess_family(data)
     if family not in _EXPERIMENT_TYPES:
         raise ConfigError(f"family: unknown model family {family!r}; known: {', '.join(_EXPERIMENT_TYPES)}")
     if "model_params" not in data:
         raise ConfigError("missing required key model_params (is this an experiment config file?)")
-    return from_dict(_EXPERIMENT_TYPES[family], data)
+    return from_dict(_EXPERIMENT_TYPES[family], {**data, "family": family})
 
 
 def bundled_config_names() -> dict[str, Path]:

@@ -30,7 +30,8 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import torch
 from torch import nn
 
-from motiontransfer.checkpoint import ModelFile, StateDict
+from motiontransfer.checkpoint import ModelFile, StateDict, state_dicts
+from motiontransfer.config import to_dict
 from motiontransfer.errors import UserError
 
 TransferMode = Literal["relative", "absolute"]
@@ -38,6 +39,7 @@ TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")
 
 MODEL_FAMILIES: Mapping[str, str] = MappingProxyType({
     "fomm": "motiontransfer.models.fomm_animator:FOMMAnimator",
+    "monkeynet": "motiontransfer.models.monkeynet_animator:MonkeyNetAnimator",
 })
 
 M = TypeVar("M", bound="Motion")
@@ -80,7 +82,10 @@ class AnimationModel(nn.Module, ABC):
     """
 
     family: ClassVar[str]
+    inference_networks: ClassVar[tuple[str, ...]] = ("kp_detector", "generator")
+    """Attribute names of the networks a model file stores (and :meth:`from_model_file` loads)."""
     size: int
+    experiment: Any
 
     @property
     def device(self) -> torch.device:
@@ -112,14 +117,27 @@ class AnimationModel(nn.Module, ABC):
         """Points of a Motion of batch B as (B, K, 2) in [-1, 1] (x first), for drawing and best-frame search."""
 
     @classmethod
-    @abstractmethod
     def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None) -> AnimationModel:
-        """Build the model from a :class:`~motiontransfer.checkpoint.ModelFile`, in eval mode on ``device``
-        (default CPU). Raises UserError when the weights do not match the stored config."""
+        """Build the model from a :class:`~motiontransfer.checkpoint.ModelFile` holding the networks named in
+        :attr:`inference_networks` (others, such as a discriminator, are ignored) and ``metadata["config"]``, in
+        eval mode on ``device`` (default CPU). The default implementation calls ``cls(experiment)``.
 
-    @abstractmethod
+        Raises:
+            UserError: no or an invalid config in the metadata, or weights that do not match it.
+        """
+        from motiontransfer.experiment import experiment_from_dict  # the experiment module imports the models
+
+        if "config" not in model_file.metadata:
+            raise UserError("the model file has no config in its metadata")
+        model = cls(experiment_from_dict(model_file.metadata["config"]))  # type: ignore[call-arg]
+        modules = {name: getattr(model, name) for name in cls.inference_networks}
+        load_state_dicts(modules, model_file.networks, "the weights do not match the model file's config")
+        return model.to(device if device is not None else "cpu").eval()
+
     def to_model_file(self) -> ModelFile:
-        """The model's inference networks and config as a :class:`~motiontransfer.checkpoint.ModelFile`."""
+        """The :attr:`inference_networks`' weights with ``metadata["config"]`` = the experiment as plain data."""
+        networks = state_dicts({name: getattr(self, name) for name in self.inference_networks})
+        return ModelFile(self.family, networks, {"config": to_dict(self.experiment)})
 
 
 def check_mode(mode: str) -> TransferMode:

@@ -11,11 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from motiontransfer.checkpoint import ModelFile, state_dicts
-from motiontransfer.config import to_dict
-from motiontransfer.errors import UserError
-from motiontransfer.experiment import FommExperiment, experiment_from_dict
-from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode, load_state_dicts
+from motiontransfer.experiment import FommExperiment
+from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
 from motiontransfer.models.fomm import KPDetector, OcclusionAwareGenerator, build_generator, build_kp_detector
 from motiontransfer.ops.keypoints import convex_hull_scale, relative_jacobians, relative_keypoints
 
@@ -131,25 +128,3 @@ class FOMMAnimator(AnimationModel):
     def motion_keypoints(self, motion: KeypointMotion) -> torch.Tensor:
         """(B, K, 2) keypoints in [-1, 1]."""
         return motion.value
-
-    @classmethod
-    def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None) -> FOMMAnimator:
-        """Build from a model file holding ``kp_detector`` and ``generator`` (other networks, such as the
-        discriminator, are ignored) and ``metadata["config"]``; eval mode, on ``device`` (default CPU).
-
-        Raises:
-            UserError: no or an invalid config in the metadata, or weights that do not match it.
-        """
-        if "config" not in model_file.metadata:
-            raise UserError("the model file has no config in its metadata")
-        experiment = experiment_from_dict(model_file.metadata["config"])
-        model = cls(experiment)
-        load_state_dicts({"kp_detector": model.kp_detector, "generator": model.generator}, model_file.networks,
-                         "the weights do not match the model file's config")
-        return model.to(device if device is not None else "cpu").eval()
-
-    def to_model_file(self) -> ModelFile:
-        """``kp_detector`` and ``generator`` weights with ``metadata["config"]`` = the experiment as plain data."""
-        networks = state_dicts({"kp_detector": self.kp_detector, "generator": self.generator})
-        return ModelFile(self.family, networks, {"config": to_dict(self.experiment)})
-

@@ -1,4 +1,4 @@
-"""Convolutional building blocks shared by the keypoint-based models (FOMM, Monkey-Net style networks).
+"""Convolutional building blocks shared by the keypoint-based models (FOMM and Monkey-Net).
 
 Attribute names (``conv``, ``norm``, ``norm1``/``conv1``/``norm2``/``conv2``, ``encoder.down_blocks.{i}``,
 ``decoder.up_blocks.{i}``) follow the official FOMM code, so official state dicts load one to one. Normalisation is
@@ -127,28 +127,43 @@ class HourglassEncoder(nn.Module):
 
 class HourglassDecoder(nn.Module):
     """U-Net decoder: :class:`UpBlock2d` from the deepest level up, each output concatenated with the encoder
-    feature of the same resolution. ``out_filters = block_expansion + in_features``.
+    feature of the same resolution.
 
-    Forward: the encoder's list [x, d_1, ..., d_n] -> (B, out_filters, H, W). The list is not modified.
+    Args:
+        block_expansion, in_features, num_blocks, max_features: as the encoder's.
+        additional_features_for_block: extra channels every skip carries (Monkey-Net's generator concatenates
+            keypoint embeddings to its warped skips); 0 for FOMM.
+        out_features: when given, a final 3x3 convolution ``conv`` to this many channels (Monkey-Net's hourglasses);
+            None (FOMM) returns the concatenated features.
+
+    ``out_filters`` is ``out_features`` when given, else ``block_expansion + in_features +
+    additional_features_for_block``.
+
+    Forward: the encoder's list [x, d_1, ..., d_n] (each with the additional channels) -> (B, out_filters, H, W).
+    The list is not modified.
     """
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256) -> None:
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256,
+                 additional_features_for_block: int = 0, out_features: int | None = None) -> None:
         super().__init__()
         blocks = []
         for i in reversed(range(num_blocks)):
             deepest = i == num_blocks - 1
-            in_channels = (1 if deepest else 2) * hourglass_channels(block_expansion, i, max_features)
+            in_channels = ((1 if deepest else 2) * hourglass_channels(block_expansion, i, max_features)
+                           + additional_features_for_block)
             out_channels = min(max_features, block_expansion * (2**i))
             blocks.append(UpBlock2d(in_channels, out_channels, kernel_size=3, padding=1))
         self.up_blocks = nn.ModuleList(blocks)
-        self.out_filters = block_expansion + in_features
+        concatenated = block_expansion + in_features + additional_features_for_block
+        self.conv = None if out_features is None else nn.Conv2d(concatenated, out_features, kernel_size=3, padding=1)
+        self.out_filters = concatenated if out_features is None else out_features
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """[x, d_1, ..., d_n] -> (B, out_filters, H, W)."""
         out = features[-1]
         for block, skip in zip(self.up_blocks, reversed(features[:-1]), strict=True):
             out = torch.cat([block(out), skip], dim=1)
-        return out
+        return out if self.conv is None else self.conv(out)
 
 
 class Hourglass(nn.Module):
@@ -159,14 +174,18 @@ class Hourglass(nn.Module):
         in_features: input channels C.
         num_blocks: number of down (and up) blocks.
         max_features: channel cap.
+        out_features: None (FOMM): no final convolution; else the decoder's final 3x3 ``conv`` (Monkey-Net).
 
-    Shapes: (B, C, H, W) -> (B, out_filters = be + C, H, W); H and W divisible by 2^num_blocks.
+    Shapes: (B, C, H, W) -> (B, out_filters, H, W) with out_filters = out_features or be + C; H and W divisible
+    by 2^num_blocks.
     """
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256) -> None:
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256,
+                 out_features: int | None = None) -> None:
         super().__init__()
         self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
-        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
+        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features,
+                                        out_features=out_features)
         self.out_filters = self.decoder.out_filters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

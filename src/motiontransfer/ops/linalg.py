@@ -42,3 +42,20 @@ def smallest_singular_value_2x2(matrix: torch.Tensor) -> torch.Tensor:
     s2 = torch.sqrt(((a**2 + b**2 - c**2 - d**2) ** 2 + 4 * (a * c + b * d) ** 2).clamp_min(tiny))
     largest = torch.sqrt(((s1 + s2) / 2).clamp_min(tiny))
     return (a * d - b * c).abs() / largest
+
+
+def nearest_positive_definite(matrix: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    """Make 2x2 matrices symmetric positive definite as the official Monkey-Net transfer does: symmetrise,
+    eigendecompose, replace eigenvalues <= 0 by ``floor`` (positive ones are kept), recompose.
+
+    Args:
+        matrix: (..., 2, 2).
+        floor: the value non-positive eigenvalues become.
+
+    Returns:
+        (..., 2, 2) symmetric matrices with positive eigenvalues.
+    """
+    symmetric = (matrix + matrix.transpose(-1, -2)) / 2
+    eigenvalues, eigenvectors = torch.linalg.eigh(symmetric)
+    eigenvalues = torch.where(eigenvalues <= 0, torch.full_like(eigenvalues, floor), eigenvalues)
+    return (eigenvectors * eigenvalues.unsqueeze(-2)) @ eigenvectors.transpose(-1, -2)
