@@ -283,7 +283,7 @@ def evaluate(
 
 @app.command("convert")
 def convert(
-    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm).")],
+    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet).")],
     config: Annotated[str, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path.")],
     input_path: Annotated[Path, typer.Option("--input", help="Official checkpoint, e.g. vox-cpk.pth.tar.")],
     out: Annotated[Path, typer.Option(help="Model file to write (.mt).")],

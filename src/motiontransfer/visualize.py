@@ -162,3 +162,32 @@ def line_chart(series: Mapping[str, Sequence[float]], title: str, size: tuple[in
     draw.text((left, 2), title, fill=(0, 0, 0))
     draw.text((left, 15), f"{low:.4g} .. {high:.4g}", fill=(90, 90, 90))
     return np.asarray(image)
+
+
+def sample_grid(source: torch.Tensor, driving: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor,
+                prediction: torch.Tensor, occlusion_map: torch.Tensor | None, max_rows: int = 4) -> np.ndarray:
+    """A training sample sheet: one row per example, columns source | driving with its keypoints | source with
+    its keypoints | occlusion map (white = visible; blank without one) | prediction.
+
+    Args:
+        source, driving, prediction: (B, C, H, W) in [0, 1].
+        kp_source, kp_driving: (B, K, 2) keypoints in [-1, 1].
+        occlusion_map: (B, 1, h, w) in [0, 1] or None.
+        max_rows: at most this many examples.
+
+    Returns:
+        (H', W', 3) uint8 image.
+    """
+    count = min(max_rows, source.shape[0])
+    height, width = source.shape[-2:]
+    source, driving, prediction = (t[:count].detach().float().cpu().clamp(0, 1) for t in (source, driving,
+                                                                                          prediction))
+    if occlusion_map is None:
+        occlusion = torch.ones(count, 3, *source.shape[2:])
+    else:
+        occlusion = F.interpolate(occlusion_map[:count].detach().float().cpu(), size=source.shape[2:],
+                                  mode="bilinear", align_corners=False).clamp(0, 1).expand(-1, 3, -1, -1)
+    rows = [[source[i], draw_keypoints(driving[i], normalized_to_pixels(kp_driving[i], height, width)),
+             draw_keypoints(source[i], normalized_to_pixels(kp_source[i], height, width)), occlusion[i],
+             prediction[i]] for i in range(count)]
+    return image_grid(rows)

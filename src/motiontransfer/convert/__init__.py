@@ -1,7 +1,8 @@
 """Official checkpoint layouts -> motiontransfer model files, one converter per family.
 
 :func:`convert_official` dispatches on the experiment's family through :data:`CONVERTERS` (a constant table of
-import paths): ``fomm`` -> :func:`motiontransfer.convert.fomm.convert_fomm_file`.
+import paths): ``fomm`` -> :func:`motiontransfer.convert.fomm.convert_fomm_file`, ``monkeynet`` ->
+:func:`motiontransfer.convert.monkeynet.convert_monkeynet_file`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from motiontransfer.errors import UserError
 
 CONVERTERS: Mapping[str, str] = MappingProxyType({
     "fomm": "motiontransfer.convert.fomm:convert_fomm_file",
+    "monkeynet": "motiontransfer.convert.monkeynet:convert_monkeynet_file",
 })
 
 

@@ -12,13 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
-from motiontransfer.checkpoint import ModelFile, state_dicts
-from motiontransfer.config import to_dict
-from motiontransfer.convert.torch_checkpoint import load_torch_checkpoint, require_family, strip_prefix
+from motiontransfer.checkpoint import ModelFile
+from motiontransfer.convert.networks import convert_networks
+from motiontransfer.convert.torch_checkpoint import load_torch_checkpoint, require_family
 from motiontransfer.experiment import FommExperiment
-from motiontransfer.models.base import load_state_dicts
 from motiontransfer.models.fomm import build_discriminator, build_generator, build_kp_detector
 
 
@@ -51,16 +48,9 @@ def convert_fomm(checkpoint: Mapping[str, Any], experiment: FommExperiment, *,
         UserError: "the checkpoint does not match config vox-256: generator.first.conv.weight has shape ...,
             expected ...; missing keys: ...; unexpected keys: ..." (every mismatch of every network at once).
     """
-    config = experiment.model_params
-    modules: dict[str, nn.Module] = {"kp_detector": build_kp_detector(config), "generator": build_generator(config)}
-    if isinstance(checkpoint.get("discriminator"), Mapping):
-        modules["discriminator"] = build_discriminator(config)
-    states = {name: strip_prefix(checkpoint[name]) for name in modules}
-    load_state_dicts(modules, states, f"the checkpoint does not match config {config_name or '(given)'}")
-    metadata: dict[str, Any] = {"config": to_dict(experiment), "converted_from": "fomm official checkpoint"}
-    if isinstance(checkpoint.get("epoch"), int):
-        metadata["epoch"] = checkpoint["epoch"]
-    return ModelFile("fomm", state_dicts(modules), metadata)
+    builders = {"kp_detector": build_kp_detector, "generator": build_generator, "discriminator": build_discriminator}
+    return convert_networks(checkpoint, experiment, "fomm", builders, optional=("discriminator",),
+                            config_name=config_name)
 
 
 def convert_fomm_file(path: str | Path, experiment: FommExperiment, config_name: str | None = None) -> ModelFile:

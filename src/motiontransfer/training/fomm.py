@@ -22,15 +22,13 @@ the schedulers once per optimisation step, so the milestones are converted to st
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from motiontransfer.checkpoint import unwrap
@@ -48,8 +46,17 @@ from motiontransfer.losses import (
 from motiontransfer.models.fomm import build_fomm
 from motiontransfer.ops.transforms import RandomTPS
 from motiontransfer.training.distributed import DistributedContext, wrap_module
+from motiontransfer.training.optim import (
+    ADAM_BETAS,
+    frozen_parameters,
+    make_optimizers,
+    make_schedulers,
+    milestones_in_steps,
+    optimise,
+    step_seed,
+)
 from motiontransfer.training.trainer import StepResult
-from motiontransfer.visualize import draw_keypoints, image_grid, normalized_to_pixels
+from motiontransfer.visualize import sample_grid
 
 __all__ = [
     "ADAM_BETAS",
@@ -71,7 +78,6 @@ __all__ = [
     "sample_transform",
 ]
 
-ADAM_BETAS = (0.5, 0.999)
 Keypoints = Mapping[str, torch.Tensor]
 LossDict = dict[str, torch.Tensor]
 
@@ -277,21 +283,7 @@ def discriminator_step(discriminator: nn.Module, real: Mapping[str, torch.Tensor
     return loss, {"disc_gan": loss}
 
 
-@contextlib.contextmanager
-def frozen_parameters(module: nn.Module) -> Iterator[nn.Module]:
-    """Turn ``requires_grad`` off for every parameter of ``module`` inside the block (restored after), so that a
-    loss can pass gradients *through* a network without computing gradients *for* it."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for parameter, _ in flags:
-        parameter.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for parameter, flag in flags:
-            parameter.requires_grad_(flag)
-
-
-# ------------------------------------------------------------------------------------------ optimisers, schedules
+# ------------------------------------------------------------------------------------------ learning rates
 
 
 def network_learning_rates(train_params: TrainParams) -> dict[str, float]:
@@ -302,69 +294,7 @@ def network_learning_rates(train_params: TrainParams) -> dict[str, float]:
             "discriminator": train_params.lr_discriminator if adversarial else 0.0}
 
 
-def make_optimizers(modules: Mapping[str, nn.Module], learning_rates: Mapping[str, float]
-                    ) -> dict[str, torch.optim.Adam]:
-    """One Adam (betas (0.5, 0.999), FOMM) per network whose learning rate is positive; frozen networks get none."""
-    optimizers = {}
-    for name, module in modules.items():
-        rate = learning_rates[name]
-        if rate < 0:
-            raise ConfigError(f"train_params: learning rate of {name} must be >= 0, got {rate}")
-        if rate > 0:
-            optimizers[name] = torch.optim.Adam(unwrap(module).parameters(), lr=rate, betas=ADAM_BETAS)
-    return optimizers
-
-
-def milestones_in_steps(epoch_milestones: Sequence[int], steps_per_epoch: int) -> list[int]:
-    """Epoch milestones -> step milestones (``epoch * steps_per_epoch``) for schedulers stepped every step."""
-    return [int(epoch) * int(steps_per_epoch) for epoch in epoch_milestones]
-
-
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], step_milestones: Sequence[int]
-                    ) -> dict[str, torch.optim.lr_scheduler.MultiStepLR]:
-    """MultiStepLR (gamma 0.1, FOMM) for every optimiser, at the given step milestones."""
-    return {name: torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(step_milestones), gamma=0.1)
-            for name, optimizer in optimizers.items()}
-
-
-# ------------------------------------------------------------------------------------------------------ samples
-
-
-def sample_grid(source: torch.Tensor, driving: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor,
-                prediction: torch.Tensor, occlusion_map: torch.Tensor | None, max_rows: int = 4) -> np.ndarray:
-    """A training sample sheet: one row per example, columns source | driving with its keypoints | source with
-    its keypoints | occlusion map (white = visible; blank without one) | prediction.
-
-    Args:
-        source, driving, prediction: (B, C, H, W) in [0, 1].
-        kp_source, kp_driving: (B, K, 2) keypoints in [-1, 1].
-        occlusion_map: (B, 1, h, w) in [0, 1] or None.
-        max_rows: at most this many examples.
-
-    Returns:
-        (H', W', 3) uint8 image.
-    """
-    count = min(max_rows, source.shape[0])
-    height, width = source.shape[-2:]
-    source, driving, prediction = (t[:count].detach().float().cpu().clamp(0, 1) for t in (source, driving,
-                                                                                          prediction))
-    if occlusion_map is None:
-        occlusion = torch.ones(count, 3, *source.shape[2:])
-    else:
-        occlusion = F.interpolate(occlusion_map[:count].detach().float().cpu(), size=source.shape[2:],
-                                  mode="bilinear", align_corners=False).clamp(0, 1).expand(-1, 3, -1, -1)
-    rows = [[source[i], draw_keypoints(driving[i], normalized_to_pixels(kp_driving[i], height, width)),
-             draw_keypoints(source[i], normalized_to_pixels(kp_source[i], height, width)), occlusion[i],
-             prediction[i]] for i in range(count)]
-    return image_grid(rows)
-
-
 # ---------------------------------------------------------------------------------------------------------- task
-
-
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    """A 32-bit seed for the random draws of one step of one process."""
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 class FommTask:
@@ -426,7 +356,7 @@ class FommTask:
         device = self.context.device
         source = batch["source"].to(device, non_blocking=True)
         driving = batch["driving"].to(device, non_blocking=True)
-        generator = torch.Generator(device=device).manual_seed(_step_seed(self.seed, self.context.rank, step))
+        generator = torch.Generator(device=device).manual_seed(step_seed(self.seed, self.context.rank, step))
         for module in self.wrapped.as_dict().values():
             module.train()
         params = self.experiment.train_params
@@ -435,7 +365,7 @@ class FommTask:
             out = generator_step(networks, source, driving, self.perceptual, params,
                                  align_corners=self.experiment.model_params.align_corners,
                                  discriminator_scales=self.discriminator_scales, generator=generator)
-        self._optimise(("kp_detector", "generator"), out.loss)
+        optimise(self.optimizers, ("kp_detector", "generator"), out.loss)
         losses = dict(out.losses)
         if self.train_discriminator:
             scales, pyramid_scales = self.discriminator_scales, params.scales
@@ -443,7 +373,7 @@ class FommTask:
                 self.wrapped.discriminator, discriminator_inputs(out.pyramid_real, pyramid_scales, scales),
                 discriminator_inputs(out.pyramid_generated, pyramid_scales, scales),
                 out.generated["kp_driving"]["value"], scales, params.loss_weights.discriminator_gan)
-            self._optimise(("discriminator",), disc_loss)
+            optimise(self.optimizers, ("discriminator",), disc_loss)
             losses.update(disc_losses)
         for scheduler in self.schedulers.values():
             scheduler.step()
@@ -455,17 +385,6 @@ class FommTask:
                    "kp_driving": out.generated["kp_driving"]["value"].detach(),
                    "occlusion_map": out.generated.get("occlusion_map")}
         return StepResult(values, outputs)
-
-    def _optimise(self, names: Sequence[str], loss: torch.Tensor) -> None:
-        """Zero the named optimisers' gradients, back-propagate ``loss`` and step them."""
-        optimizers = [self.optimizers[name] for name in names if name in self.optimizers]
-        if not optimizers or not loss.requires_grad:
-            return
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for optimizer in optimizers:
-            optimizer.step()
 
     def sample_image(self, result: StepResult) -> np.ndarray:
         """The sample sheet of a step (see :func:`sample_grid`)."""

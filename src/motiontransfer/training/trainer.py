@@ -4,7 +4,8 @@
 :class:`~motiontransfer.training.distributed.ResumableDistributedSampler` share per process), the step loop over
 epochs, the progress bar, TensorBoard scalars, sample sheets, checkpoints and resuming, and the distributed set-up.
 A family contributes a *task* (:class:`TrainingTask`): its networks, optimisers, schedulers, one optimisation step
-and a sample picture. FOMM's is :class:`motiontransfer.training.fomm.FommTask`.
+and a sample picture. FOMM's is :class:`motiontransfer.training.fomm.FommTask`, Monkey-Net's
+:class:`motiontransfer.training.monkeynet.MonkeyNetTask`.
 
 Run folder layout::
 
@@ -39,7 +40,8 @@ from motiontransfer.errors import UserError
 
 __all__ = ["StepResult", "TrainResult", "TrainingTask", "train"]
 
-_TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask"}
+_TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
+                             "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask"}
 
 
 @dataclass
