@@ -157,7 +157,7 @@ def test_a_one_hot_part_mask_gives_that_part_translation() -> None:
     kp_driving = gaussian([[0.0, 0.0], [0.5, 0.5]])
     kp_source = gaussian([[0.2, 0.1], [0.5, 0.5]])
     out = module(torch.rand(1, 3, 8, 8), kp_driving, kp_source)
-    # F = F_coarse = rho(h_s - h_d) of keypoint 0 (Eq. 5): the driving grid point z samples the source at z + (0.2, 0.1).
+    # F = F_coarse = rho(h_s - h_d) of keypoint 0 (Eq. 5): driving grid point z samples the source at z + (0.2, 0.1).
     torch.testing.assert_close(out["deformation"][0], make_coordinate_grid(8, 8) + torch.tensor([0.2, 0.1]))
 
 
@@ -261,7 +261,7 @@ def official_checkpoint(experiment: Any, path: Path) -> Path:
     """Our networks' weights saved in the official 3D layout and top-level keys."""
     networks = build_monkeynet(experiment.model_params)
     checkpoint: dict[str, Any] = {name: add_time_axis(net.state_dict())
-                                  for name, net in zip(("kp_detector", "generator", "discriminator"), networks)}
+                                  for name, net in zip(("kp_detector", "generator", "discriminator"), networks, strict=True)}
     checkpoint.update({"optimizer_generator": {}, "optimizer_discriminator": {}, "optimizer_kp_detector": {},
                        "epoch": 7, "it": 1234})
     torch.save(checkpoint, path)
@@ -315,7 +315,7 @@ def test_conversion_refuses_a_wrong_config_another_family_and_temporal_kernels(t
     with pytest.raises(InputFileError, match="FOMM"):
         convert_monkeynet_file(tmp_path / "fomm.pth.tar", tiny())
     temporal = torch.load(path, weights_only=True)
-    key = "generator.appearance_encoder.down_blocks.0.conv.weight".split(".", 1)[1]
+    key = "appearance_encoder.down_blocks.0.conv.weight"
     temporal["generator"][key] = temporal["generator"][key].repeat(1, 1, 3, 1, 1)
     torch.save(temporal, tmp_path / "temporal.pth.tar")
     with pytest.raises(UserError, match="temporal kernel"):
