@@ -260,8 +260,9 @@ def test_movement_multiplier_scales_by_the_convex_hull_ratio() -> None:
 def official_checkpoint(experiment: Any, path: Path) -> Path:
     """Our networks' weights saved in the official 3D layout and top-level keys."""
     networks = build_monkeynet(experiment.model_params)
+    names = ("kp_detector", "generator", "discriminator")
     checkpoint: dict[str, Any] = {name: add_time_axis(net.state_dict())
-                                  for name, net in zip(("kp_detector", "generator", "discriminator"), networks, strict=True)}
+                                  for name, net in zip(names, networks, strict=True)}
     checkpoint.update({"optimizer_generator": {}, "optimizer_discriminator": {}, "optimizer_kp_detector": {},
                        "epoch": 7, "it": 1234})
     torch.save(checkpoint, path)
