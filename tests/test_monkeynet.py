@@ -376,3 +376,80 @@ def test_task_refuses_an_undetached_discriminator() -> None:
 
     with pytest.raises(Exception, match="detach_kp_discriminator"):
         MonkeyNetTask(experiment, DistributedContext(), steps_per_epoch=1)
+
+
+# ------------------------------------------------------------------------------------------- image-to-video
+
+
+def predictor_experiment() -> Any:
+    config = copy.deepcopy(TINY)
+    config["prediction_params"] = {"rnn_params": {"num_features": 32}, "num_frames": 6, "batch_size": 4,
+                                   "lr": 0.01}
+    return experiment_from_dict(config)
+
+
+def test_predictor_rollout_keeps_the_observed_frames_and_gives_covariances() -> None:
+    from motiontransfer.models.monkeynet_animator import build_keypoint_predictor
+
+    predictor = build_keypoint_predictor(predictor_experiment())
+    assert sorted(predictor.state_dict()) == ["linear.bias", "linear.weight", "rnn.bias_hh_l0", "rnn.bias_ih_l0",
+                                              "rnn.weight_hh_l0", "rnn.weight_ih_l0"]  # the official names
+    assert predictor.rnn.input_size == 3 * (2 + 4)
+    mean, var = torch.rand(2, 1, 3, 2) - 0.5, 0.01 * torch.eye(2).expand(2, 1, 3, 2, 2)
+    out = predictor.rollout(mean, var, 5)
+    assert out["mean"].shape == (2, 5, 3, 2) and out["var"].shape == (2, 5, 3, 2, 2)
+    torch.testing.assert_close(out["mean"][:, :1], mean)
+    assert out["mean"].abs().max() <= 1  # tanh
+    assert torch.linalg.eigvalsh(out["var"][:, 1:]).min() >= -1e-6  # A^T A
+
+
+def test_predictor_learns_a_constant_drift() -> None:
+    from motiontransfer.training.keypoint_predictor import train_keypoint_predictor
+
+    model = MonkeyNetAnimator(predictor_experiment())
+    steps = torch.arange(10, dtype=torch.float32)[:, None, None] * 0.05
+    sequences = [GaussianKeypoints(torch.full((10, 3, 2), start) + steps, 0.01 * torch.eye(2).repeat(10, 3, 1, 1))
+                 for start in torch.linspace(-0.4, 0.0, 8)]
+    result = train_keypoint_predictor(model, sequences, epochs=60, progress=False)
+    assert result.losses[-1] < 0.3 * result.losses[0]
+
+
+def test_predict_video_and_the_predictor_in_the_model_file(tmp_path: Path) -> None:
+    from motiontransfer.models.monkeynet_animator import build_keypoint_predictor
+
+    experiment = predictor_experiment()
+    model = MonkeyNetAnimator(experiment, predictor=build_keypoint_predictor(experiment)).eval()
+    frames = model.predict_video(torch.rand(3, 32, 32), 7)
+    assert frames.shape == (7, 3, 32, 32) and 0 <= frames.min() and frames.max() <= 1
+    restored = MonkeyNetAnimator.from_model_file(model.to_model_file())
+    assert restored.predictor is not None
+    torch.testing.assert_close(restored.predict_video(torch.ones(3, 32, 32) * 0.5, 3),
+                               model.predict_video(torch.ones(3, 32, 32) * 0.5, 3))
+    with pytest.raises(UserError, match="train-predictor"):
+        MonkeyNetAnimator(experiment).eval().predict_video(torch.rand(3, 32, 32), 3)
+
+
+def test_train_predictor_and_predict_commands(tmp_path: Path) -> None:
+    from motiontransfer.checkpoint import save_model_file
+    from motiontransfer.cli import main
+    from motiontransfer.data.video_io import count_frames, write_image
+
+    model_path = tmp_path / "model.mt"
+    save_model_file(model_path, MonkeyNetAnimator(predictor_experiment()).to_model_file())
+    with_predictor = tmp_path / "with-predictor.mt"
+    assert main(["train-predictor", "--checkpoint", str(model_path), "--out", str(with_predictor), "--data",
+                 "procedural:puppets:videos=3,frames=8", "--epochs", "2"]) == 0
+    image = tmp_path / "source.png"
+    write_image(image, torch.rand(3, 32, 32))
+    video = tmp_path / "out.mp4"
+    assert main(["predict", "--checkpoint", str(with_predictor), "--source", str(image), "--out", str(video),
+                 "--frames", "5", "--visualize"]) == 0
+    assert count_frames(video) == 5 and (tmp_path / "out-viz.mp4").exists()
+    # Mistakes exit 2 with a message and write nothing.
+    assert main(["train-predictor", "--checkpoint", str(model_path), "--out", str(model_path)]) == 2
+    assert main(["train-predictor", "--checkpoint", "fomm-faces", "--out", str(tmp_path / "x.mt")]) == 2
+    assert main(["predict", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
+                 str(tmp_path / "fomm.mp4")]) == 2
+    assert main(["predict", "--checkpoint", str(model_path), "--source", str(image), "--out",
+                 str(tmp_path / "none.mp4")]) == 2
+    assert not (tmp_path / "fomm.mp4").exists() and not (tmp_path / "none.mp4").exists()

@@ -304,6 +304,69 @@ def convert(
     typer.echo(f"wrote {out}: {family}, config {config}; {networks}")
 
 
+@app.command("train-predictor")
+def train_predictor(
+    checkpoint: CheckpointOption,
+    out: Annotated[Path, typer.Option(help="Model file to write: the model plus its keypoint predictor (.mt).")],
+    data: Annotated[str | None, typer.Option(help="Dataset folder (its train split) or procedural:FAMILY[:options] "
+                                                  "[default: the config's dataset_params.root_dir].")] = None,
+    config: ConfigOption = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [default: prediction_params.num_epochs].")] = None,
+    num_videos: Annotated[int | None, typer.Option(help="Only the first N training videos [default: all].")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and the sampled windows.")] = 0,
+    device: DeviceOption = None,
+) -> None:
+    """Train Monkey-Net's image-to-video keypoint predictor on the keypoints its detector finds in the training
+    videos (Sec. 4.4)."""
+    from motiontransfer.api import load
+    from motiontransfer.checkpoint import save_model_file
+    from motiontransfer.models.monkeynet_animator import MonkeyNetAnimator
+    from motiontransfer.training.keypoint_predictor import keypoint_sequences, train_keypoint_predictor
+
+    if epochs is not None:
+        _positive("--epochs", epochs)
+    if Path(checkpoint).exists() and out.resolve() == Path(checkpoint).resolve():
+        raise UserError("--out must differ from --checkpoint (a model file is never overwritten in place)")
+    model = load(checkpoint, config=config, device=device).model
+    if not isinstance(model, MonkeyNetAnimator):
+        raise UserError(f"the keypoint predictor belongs to Monkey-Net; {checkpoint} is a {model.family} model")
+    data = data or model.experiment.dataset_params.root_dir
+    if data is None:
+        raise UserError("no training data: give --data DIR|procedural:FAMILY or set dataset_params.root_dir")
+    sequences = keypoint_sequences(model, data, num_videos=num_videos)
+    result = train_keypoint_predictor(model, sequences, epochs=epochs, seed=seed)
+    model.predictor = result.predictor
+    save_model_file(out, model.to_model_file())
+    typer.echo(f"trained the keypoint predictor on {len(sequences)} videos: loss {result.losses[0]:.4g} -> "
+               f"{result.losses[-1]:.4g}")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("predict")
+def predict(
+    checkpoint: CheckpointOption,
+    source: Annotated[Path, typer.Option(help="Source image (the first frame).")],
+    out: Annotated[Path, typer.Option(help="Output video.")],
+    frames: Annotated[int, typer.Option(help="Frames to generate.")] = 32,
+    action: Annotated[str | None, typer.Option(help="Action of class-conditional models.")] = None,
+    seed: Annotated[int, typer.Option(help="Sample of stochastic models.")] = 0,
+    config: ConfigOption = None,
+    visualize: Annotated[bool, typer.Option("--visualize", help="Also write <OUT stem>-viz<suffix> with the "
+                                                               "predicted keypoints.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Image-to-video: generate a video from one image with an image-to-video model."""
+    from motiontransfer.api import load
+    from motiontransfer.inference.video import predict_video_file
+
+    _positive("--frames", frames)
+    model = load(checkpoint, config=config, device=device).model
+    for path in predict_video_file(model, source, out, num_frames=frames, action=action, seed=seed,
+                                   visualize=visualize):
+        typer.echo(f"wrote {path}")
+
+
 @app.command("train")
 def train(
     config: Annotated[str | None, typer.Option(help="Experiment config: bundled name (synthetic-faces-64) or YAML.")]

@@ -49,7 +49,7 @@ def check_predictor(model: Any) -> VideoPredictor:
     """``model`` if it generates videos from an image, else a :class:`UserError` saying which models do."""
     if not isinstance(model, VideoPredictor):
         family = getattr(model, "family", type(model).__name__)
-        raise UserError(f"the prediction protocol needs an image-to-video model (Monkey-Net with its keypoint "
+        raise UserError(f"image-to-video generation needs an image-to-video model (Monkey-Net with its keypoint "
                         f"predictor, KPVP); a {family} model animates from a driving video instead")
     return model
 

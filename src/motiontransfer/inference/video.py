@@ -11,16 +11,17 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from motiontransfer.data.datasets import FramesDataset
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_procedural
 from motiontransfer.data.video_io import VideoReader, VideoWriter, iter_frames, probe, read_image
+from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, TransferMode
-from motiontransfer.visualize import animation_grid
+from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid, normalized_to_pixels
 
 DEFAULT_FPS = 25.0
 Progress = Callable[[Iterable[dict[str, Any]], "int | None"], Iterable[dict[str, Any]]]
@@ -118,12 +119,18 @@ def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | 
 def split_test_videos(data: str | Path, size: int, num_videos: int | None = None) -> list[SplitVideo]:
     """The test split of ``data`` (a FOMM-layout folder or a ``procedural:`` spec) at frame size ``size``:
     name, frame rate and a frame-stream factory per video (the first ``num_videos`` when given)."""
+    return split_videos(data, size, "test", num_videos)
+
+
+def split_videos(data: str | Path, size: int, split: Literal["train", "test"],
+                 num_videos: int | None = None) -> list[SplitVideo]:
+    """Like :func:`split_test_videos` for either split (``train``: the videos a model was trained on)."""
     if is_procedural(str(data)):
-        spec = ProceduralSpec.test_split(str(data), size)
+        spec = ProceduralSpec.split_at(str(data), split, size)
         source = ProceduralSource(spec)
         count = len(source) if num_videos is None else min(num_videos, len(source))
         return [_procedural_video(source, index) for index in range(count)]
-    dataset = FramesDataset(data, split="test", frame_size=size)
+    dataset = FramesDataset(data, split=split, frame_size=size)
     count = dataset.num_videos if num_videos is None else min(num_videos, dataset.num_videos)
     return [_file_video(dataset.video_path(index), size) for index in range(count)]
 
@@ -140,3 +147,51 @@ def _procedural_video(source: ProceduralSource, index: int) -> SplitVideo:
 def _file_video(path: Path, size: int) -> SplitVideo:
     return SplitVideo(path.stem if path.is_file() else path.name, probe(path).fps or DEFAULT_FPS,
                       lambda: iter_frames(path, size=size))
+
+
+def predict_video_file(model: AnimationModel, source: str | Path, out: str | Path, *, num_frames: int = 32,
+                       action: str | None = None, seed: int = 0, fps: float = DEFAULT_FPS,
+                       visualize: bool = False, batch_size: int = 8) -> list[Path]:
+    """Image-to-video: generate ``num_frames`` frames from the image file ``source`` and write ``out``.
+
+    Args:
+        model: an image-to-video model (one with ``predict_video``, e.g. Monkey-Net with its keypoint predictor).
+        action: the action of class-conditional models (ignored by unconditional ones).
+        seed: picks the sample of stochastic models.
+        visualize: also write :func:`visualization_path`: the frames with the predicted keypoints drawn (for
+            models that expose them, else the frames alone) next to the source.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        UserError: a model that animates from a driving video only, or a bad ``num_frames``.
+    """
+    from motiontransfer.evaluation.prediction import check_predictor  # evaluation imports this module
+
+    predictor = check_predictor(model)
+    if num_frames < 1:
+        raise UserError(f"--frames must be at least 1, got {num_frames}")
+    image = read_image(source, size=model.size)
+    frames = predictor.predict_video(image, num_frames, action, seed=seed)
+    with contextlib.ExitStack() as outputs:
+        writer = outputs.enter_context(VideoWriter(out, fps=fps))
+        viz = outputs.enter_context(VideoWriter(visualization_path(out), fps=fps)) if visualize else None
+        points = _predicted_points(model, image, num_frames) if viz is not None else None
+        for index, frame in enumerate(frames):
+            writer.write(frame)
+            if viz is not None:
+                drawn = frame if points is None else draw_keypoints(frame, points[index])
+                viz.write(image_grid([[image, drawn]]))
+    return [writer.path] + ([viz.path] if viz is not None else [])
+
+
+def _predicted_points(model: AnimationModel, image: torch.Tensor, num_frames: int) -> list[Any] | None:
+    """Pixel coordinates of the predicted keypoints per frame, for models with ``predict_motion``."""
+    predict_motion = getattr(model, "predict_motion", None)
+    if predict_motion is None:
+        return None
+    with torch.no_grad():
+        motion = predict_motion(model.encode_source(image[None].to(model.device)), num_frames)
+        keypoints = model.motion_keypoints(motion).cpu()
+    return [normalized_to_pixels(points, model.size, model.size) for points in keypoints]

@@ -557,3 +557,69 @@ def detach_keypoints(kp: Keypoints) -> dict[str, torch.Tensor]:
 def select_keypoints(kp: Keypoints, index: Any) -> dict[str, torch.Tensor]:
     """A keypoint dict indexed along the batch (``'heatmap'`` dropped)."""
     return {key: value[index] for key, value in kp.items() if key != "heatmap"}
+
+
+# -------------------------------------------------------------------------------------------- image-to-video
+
+
+class KeypointPredictor(nn.Module):
+    """The image-to-video keypoint predictor (the official ``PredictionModule``; Sec. 4.4): a GRU over keypoint
+    sequences whose input at each time step is the keypoints of that frame (zeros after the observed ones) and
+    whose output, through a linear layer, is that frame's keypoints: means through tanh and, with full covariances,
+    ``A^T A`` of a predicted 2x2 matrix A (symmetric positive semi-definite).
+
+    Args:
+        num_kp: K.
+        with_covariance: the sequences carry (B, T, K, 2, 2) covariances (``kp_variance: matrix``); otherwise
+            means only.
+        num_features, num_layers, dropout: the GRU's hidden size, depth and dropout between layers.
+
+    Shapes: mean (B, T, K, 2) [and var (B, T, K, 2, 2)] -> the same dict for every time step.
+    """
+
+    def __init__(self, num_kp: int, with_covariance: bool, num_features: int = 1024, num_layers: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        input_size = num_kp * (2 + 4 * with_covariance)
+        self.rnn = nn.GRU(input_size=input_size, hidden_size=num_features, num_layers=num_layers,
+                          dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
+        self.linear = nn.Linear(num_features, input_size)
+        self.num_kp = num_kp
+        self.with_covariance = with_covariance
+
+    def forward(self, mean: torch.Tensor, var: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """See the class docstring."""
+        batch, steps = mean.shape[:2]
+        inputs = [mean.reshape(batch, steps, -1)]
+        if self.with_covariance:
+            if var is None:
+                raise ValueError("this predictor works on covariances too; pass var (B, T, K, 2, 2)")
+            inputs.append(var.reshape(batch, steps, -1))
+        hidden, _ = self.rnn(torch.cat(inputs, dim=-1))
+        output = self.linear(hidden).view(batch, steps, self.num_kp, -1)
+        out = {"mean": torch.tanh(output[..., :2])}
+        if self.with_covariance:
+            root = output[..., 2:].reshape(batch, steps, self.num_kp, 2, 2)
+            out["var"] = root.transpose(-1, -2) @ root
+        return out
+
+    def rollout(self, mean: torch.Tensor, var: torch.Tensor | None, num_frames: int
+                ) -> dict[str, torch.Tensor]:
+        """Predict ``num_frames`` frames from the observed first ones (the official protocol: unobserved steps are
+        fed as zeros, observed ones are kept as given).
+
+        Args:
+            mean: (B, T0, K, 2) observed means (T0 <= num_frames). var: (B, T0, K, 2, 2) or None.
+
+        Returns:
+            ``mean`` (B, num_frames, K, 2) and, with covariances, ``var`` (B, num_frames, K, 2, 2).
+        """
+        observed = mean.shape[1]
+        padded_mean = F.pad(mean, (0, 0, 0, 0, 0, num_frames - observed))
+        padded_var = None if var is None else F.pad(var, (0, 0, 0, 0, 0, 0, 0, num_frames - observed))
+        out = self(padded_mean, padded_var if self.with_covariance else None)
+        out["mean"] = torch.cat([mean, out["mean"][:, observed:]], dim=1)
+        if "var" in out:
+            assert var is not None
+            out["var"] = torch.cat([var, out["var"][:, observed:]], dim=1)
+        return out

@@ -3,7 +3,8 @@ and the motion transfer generator, with relative / absolute keypoint transfer (S
 ``normalize_kp`` options) and a cached source encoding.
 
 The motion of a frame is a :class:`GaussianKeypoints` (keypoint means and, unless the variance is fixed, their
-covariances).
+covariances). With a trained :class:`~motiontransfer.models.monkeynet.KeypointPredictor` the model also generates
+videos from one image (:meth:`MonkeyNetAnimator.predict_video`, Sec. 4.4).
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ from dataclasses import dataclass
 
 import torch
 
+from motiontransfer.checkpoint import ModelFile, state_dicts
+from motiontransfer.errors import UserError
 from motiontransfer.experiment import MonkeyNetExperiment
-from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
-from motiontransfer.models.monkeynet import KPDetector, MotionTransferGenerator, build_generator, build_kp_detector
+from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode, load_state_dicts
+from motiontransfer.models.monkeynet import (
+    KeypointPredictor,
+    KPDetector,
+    MotionTransferGenerator,
+    build_generator,
+    build_kp_detector,
+)
+from motiontransfer.ops.heatmaps import clip_covariance
 from motiontransfer.ops.keypoints import convex_hull_scale, relative_jacobians, relative_keypoints
 from motiontransfer.ops.linalg import nearest_positive_definite
 
@@ -82,11 +92,13 @@ class MonkeyNetAnimator(AnimationModel):
     family = "monkeynet"
 
     def __init__(self, experiment: MonkeyNetExperiment, kp_detector: KPDetector | None = None,
-                 generator: MotionTransferGenerator | None = None) -> None:
+                 generator: MotionTransferGenerator | None = None, predictor: KeypointPredictor | None = None
+                 ) -> None:
         super().__init__()
         self.experiment = experiment
         self.kp_detector = kp_detector if kp_detector is not None else build_kp_detector(experiment.model_params)
         self.generator = generator if generator is not None else build_generator(experiment.model_params)
+        self.predictor = predictor
         self.size = experiment.frame_size
         self.normalization = experiment.transfer_params.normalization_params
 
@@ -149,3 +161,75 @@ class MonkeyNetAnimator(AnimationModel):
     def motion_keypoints(self, motion: GaussianKeypoints) -> torch.Tensor:
         """(B, K, 2) keypoint means in [-1, 1]."""
         return motion.mean
+
+    # ------------------------------------------------------------------------------------------ image-to-video
+
+    def predict_motion(self, source_state: SourceState, num_frames: int) -> GaussianKeypoints:
+        """The keypoints of ``num_frames`` frames predicted from the source's (the first frame is the source's).
+
+        Covariances: with ``prediction_params.predict_variance`` the source's are kept for every frame (what the
+        official code does under that key), otherwise the predicted ones, clipped as the detector's.
+
+        Raises:
+            UserError: the model has no keypoint predictor.
+        """
+        if self.predictor is None:
+            raise UserError("this Monkey-Net model has no keypoint predictor; train one with "
+                            "`motiontransfer train-predictor --checkpoint MODEL --out MODEL-PREDICTOR.mt`")
+        first: GaussianKeypoints = source_state.motion
+        full_covariance = first.var is not None and first.var.shape[-1] == 2
+        out = self.predictor.rollout(first.mean[:, None], first.var[:, None] if full_covariance else None,
+                                     num_frames)
+        var = None if first.var is None else first.var.expand(num_frames, -1, -1, -1)
+        if "var" in out and not self.experiment.prediction_params.predict_variance:
+            clip = self.experiment.model_params.kp_detector_params.clip_variance or 1e-3
+            var = clip_covariance(out["var"][0], clip)
+        return GaussianKeypoints(out["mean"][0], var)
+
+    def predict_video(self, source: torch.Tensor, num_frames: int, action: str | None = None,
+                      seed: int = 0, batch_size: int = 8) -> torch.Tensor:
+        """Generate a video from one image (the prediction protocol's interface; Monkey-Net's predictor is
+        deterministic and unconditional, so ``action`` and ``seed`` are ignored).
+
+        Args:
+            source: (3, S, S) frame in [0, 1] at the model's size.
+            num_frames: T.
+
+        Returns:
+            (T, 3, S, S) frames in [0, 1] on the CPU; the first renders the source's own keypoints.
+        """
+        with torch.no_grad():
+            state = self.encode_source(source[None].to(self.device))
+            motion = self.predict_motion(state, num_frames)
+            frames = [self.render(state, motion.select(slice(start, start + batch_size)))["prediction"].cpu()
+                      for start in range(0, num_frames, batch_size)]
+        return torch.cat(frames)
+
+    @classmethod
+    def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None
+                        ) -> MonkeyNetAnimator:
+        """As :meth:`AnimationModel.from_model_file`, plus the keypoint predictor when the file has one."""
+        model = super().from_model_file(model_file, device)
+        assert isinstance(model, MonkeyNetAnimator)
+        if "predictor" in model_file.networks:
+            predictor = build_keypoint_predictor(model.experiment)
+            load_state_dicts({"predictor": predictor}, model_file.networks,
+                             "the keypoint predictor does not match the model file's config")
+            model.predictor = predictor.to(model.device).eval()
+        return model
+
+    def to_model_file(self) -> ModelFile:
+        """The detector and generator (and the predictor when there is one) with the config."""
+        model_file = super().to_model_file()
+        if self.predictor is not None:
+            model_file.networks.update(state_dicts({"predictor": self.predictor}))
+        return model_file
+
+
+def build_keypoint_predictor(experiment: MonkeyNetExperiment) -> KeypointPredictor:
+    """The :class:`KeypointPredictor` of ``experiment.prediction_params`` (full covariances in its input and
+    output exactly when ``kp_variance`` is ``matrix``, as the official module)."""
+    rnn = experiment.prediction_params.rnn_params
+    common = experiment.model_params.common_params
+    return KeypointPredictor(common.num_kp, common.kp_variance == "matrix", rnn.num_features, rnn.num_layers,
+                             rnn.dropout)

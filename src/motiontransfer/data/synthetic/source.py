@@ -102,7 +102,13 @@ class ProceduralSpec:
     @classmethod
     def test_split(cls, text: str, size: int) -> ProceduralSpec:
         """The test split of the spec ``text``, at frame size ``size`` unless ``text`` sets its own."""
-        spec = cls.parse(text, split="test")
+        return cls.split_at(text, "test", size)
+
+    @classmethod
+    def split_at(cls, text: str, split: Split, size: int) -> ProceduralSpec:
+        """The ``split`` (train or test) of the spec ``text``, at frame size ``size`` unless ``text`` sets its
+        own."""
+        spec = cls.parse(text, split=split)
         return spec if "size=" in text else dataclasses.replace(spec, size=size)
 
     def __str__(self) -> str:
