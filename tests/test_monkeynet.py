@@ -420,7 +420,7 @@ def test_predict_video_and_the_predictor_in_the_model_file(tmp_path: Path) -> No
     experiment = predictor_experiment()
     model = MonkeyNetAnimator(experiment, predictor=build_keypoint_predictor(experiment)).eval()
     frames = model.predict_video(torch.rand(3, 32, 32), 7)
-    assert frames.shape == (7, 3, 32, 32) and 0 <= frames.min() and frames.max() <= 1
+    assert frames.shape == (7, 3, 32, 32) and frames.min() >= 0 and frames.max() <= 1
     restored = MonkeyNetAnimator.from_model_file(model.to_model_file())
     assert restored.predictor is not None
     torch.testing.assert_close(restored.predict_video(torch.ones(3, 32, 32) * 0.5, 3),
