@@ -78,6 +78,19 @@ def evaluator_lines(path: Path) -> list[str]:
             "64 px; `python benchmarks/evaluators.py` (numbers in `benchmarks/results/evaluators.json`).", ""]
 
 
+def ablation_lines(path: Path) -> list[str]:
+    """Monkey-Net's ablation table (from benchmarks/monkeynet_ablations.py) next to the paper's, as Markdown."""
+    if not path.is_file():
+        return []
+    from monkeynet_ablations import markdown as ablation_table  # a sibling script of this one
+
+    stored = json.loads(path.read_text())
+    return ["## Monkey-Net ablations (the paper's Table 2) on puppets, reconstruction", "",
+            *ablation_table(stored["results"], stored["settings"]),
+            "", "`python benchmarks/monkeynet_ablations.py` (numbers in "
+            "`benchmarks/results/monkeynet_ablations.json`).", ""]
+
+
 def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
     """docs/results.md."""
     lines = ["# Results on the procedural sets", ""]
@@ -104,6 +117,7 @@ def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
             if copy_summary is not None:
                 lines.append(row("copy the source frame", copy_summary, "copy_"))
             lines.append("")
+    lines += ablation_lines(ROOT / "benchmarks" / "results" / "monkeynet_ablations.json")
     lines += evaluator_lines(ROOT / "benchmarks" / "results" / "evaluators.json")
     lines += ["## Budgets and settings", ""]
     for name, per_set in results.items():
