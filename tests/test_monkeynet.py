@@ -453,3 +453,30 @@ def test_train_predictor_and_predict_commands(tmp_path: Path) -> None:
     assert main(["predict", "--checkpoint", str(model_path), "--source", str(image), "--out",
                  str(tmp_path / "none.mp4")]) == 2
     assert not (tmp_path / "fomm.mp4").exists() and not (tmp_path / "none.mp4").exists()
+
+
+def test_convert_animate_and_reconstruct_commands_take_monkeynet(tmp_path: Path) -> None:
+    from motiontransfer.cli import main
+    from motiontransfer.data.video_io import VideoWriter, count_frames, write_image
+
+    experiment = tiny()
+    official = official_checkpoint(experiment, tmp_path / "official.pth.tar")
+    config = _write_config(experiment, tmp_path)
+    converted = tmp_path / "converted.mt"
+    assert main(["convert", "--from", "monkeynet", "--config", str(config), "--input", str(official),
+                 "--out", str(converted)]) == 0
+    assert main(["convert", "--from", "fomm", "--config", str(config), "--input", str(official),
+                 "--out", str(tmp_path / "wrong.mt")]) == 2
+    assert not (tmp_path / "wrong.mt").exists()
+    image, driving = tmp_path / "source.png", tmp_path / "driving.mp4"
+    write_image(image, torch.rand(3, 32, 32))
+    with VideoWriter(driving, fps=10) as writer:
+        for _ in range(6):
+            writer.write(torch.rand(3, 32, 32))
+    for checkpoint, extra in ((converted, []), (official, ["--config", str(config)])):
+        out = tmp_path / f"{checkpoint.stem}.mp4"
+        assert main(["animate", "--checkpoint", str(checkpoint), *extra, "--source", str(image), "--driving",
+                     str(driving), "--out", str(out), "--visualize"]) == 0
+        assert count_frames(out) == 6
+    assert main(["reconstruct", "--checkpoint", str(converted), "--data", "procedural:puppets:videos=2,frames=4",
+                 "--out", str(tmp_path / "recon")]) == 0
