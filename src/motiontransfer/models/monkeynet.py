@@ -306,6 +306,19 @@ class MovementEmbedding(nn.Module):
         return warped.view(batch, count, channels, height, width)
 
 
+def optional_embedding(num_kp: int, kp_variance: KpVariance, num_channels: int,
+                       params: MovementEmbeddingParams | None, align_corners: bool) -> MovementEmbedding | None:
+    """A :class:`MovementEmbedding` when ``params`` are given (a config's ``kp_embedding_params``), else None."""
+    if params is None:
+        return None
+    return MovementEmbedding(num_kp, kp_variance, num_channels, params, align_corners)
+
+
+def embedding_channels(embedding: MovementEmbedding | None) -> int:
+    """Channels an optional embedding adds (0 without one)."""
+    return 0 if embedding is None else embedding.out_channels
+
+
 # ------------------------------------------------------------------------------------------------ dense motion
 
 
@@ -411,12 +424,9 @@ class MotionTransferGenerator(nn.Module):
                  interpolation_mode: str = "nearest") -> None:
         super().__init__()
         self.appearance_encoder = HourglassEncoder(block_expansion, num_channels, num_blocks, max_features)
-        self.kp_embedding_module = None
-        embedding_features = 0
-        if kp_embedding_params is not None:
-            self.kp_embedding_module = MovementEmbedding(num_kp, kp_variance, num_channels, kp_embedding_params,
-                                                         align_corners)
-            embedding_features = self.kp_embedding_module.out_channels
+        self.kp_embedding_module = optional_embedding(num_kp, kp_variance, num_channels, kp_embedding_params,
+                                                      align_corners)
+        embedding_features = embedding_channels(self.kp_embedding_module)
         self.dense_motion_module = None
         if dense_motion_params is not None:
             self.dense_motion_module = DenseMotionModule(num_kp, num_channels, kp_variance, dense_motion_params,
@@ -483,15 +493,11 @@ class Discriminator(nn.Module):
                  block_expansion: int = 64, num_blocks: int = 4, max_features: int = 512, scale_factor: float = 1.0,
                  kp_embedding_params: MovementEmbeddingParams | None = None, align_corners: bool = True) -> None:
         super().__init__()
-        self.kp_embedding = None
-        embedding_channels = 0
-        if kp_embedding_params is not None:
-            self.kp_embedding = MovementEmbedding(num_kp, kp_variance, num_channels, kp_embedding_params,
-                                                  align_corners)
-            embedding_channels = self.kp_embedding.out_channels
+        self.kp_embedding = optional_embedding(num_kp, kp_variance, num_channels, kp_embedding_params, align_corners)
         blocks = []
         for i in range(num_blocks):
-            in_channels = num_channels + embedding_channels if i == 0 else min(max_features, block_expansion * 2**i)
+            in_channels = (num_channels + embedding_channels(self.kp_embedding) if i == 0
+                           else min(max_features, block_expansion * 2**i))
             blocks.append(DiscriminatorBlock(in_channels, min(max_features, block_expansion * 2 ** (i + 1)),
                                              norm=i != 0, kernel_size=4, pool=True))
         self.down_blocks = nn.ModuleList(blocks)
