@@ -21,9 +21,10 @@ from motiontransfer.config import from_dict, load_yaml
 from motiontransfer.data.datasets import AugmentationConfig, JitterConfig
 from motiontransfer.errors import ConfigError, InputFileError, UserError
 from motiontransfer.models.fomm import FOMMConfig
+from motiontransfer.models.lia import LIAConfig
 from motiontransfer.models.monkeynet import MonkeyNetConfig
 
-Family = Literal["fomm", "monkeynet"]
+Family = Literal["fomm", "monkeynet", "lia"]
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -331,8 +332,57 @@ class MonkeyNetExperiment:
         return int(crop.size[0]) if crop is not None else 64
 
 
-Experiment = FommExperiment | MonkeyNetExperiment
-_EXPERIMENT_TYPES: dict[str, type[Any]] = {"fomm": FommExperiment, "monkeynet": MonkeyNetExperiment}
+# -------------------------------------------------------------------------------------------------------- LIA
+@dataclass
+class LIALossWeights:
+    """LIA's generator loss: ``l1`` * L1 + the perceptual pyramid (``perceptual`` per VGG layer, [10] * 5 on
+    ``scales``: the official "VGG x 10") + ``generator_gan`` * non-saturating GAN; ``discriminator_gan`` weighs the
+    discriminator's loss (0 switches the GAN off)."""
+
+    l1: float = 1.0
+    perceptual: list[float] = field(default_factory=lambda: [10.0] * 5)
+    generator_gan: float = 1.0
+    discriminator_gan: float = 1.0
+
+
+@dataclass
+class LIATrainParams(RunParams):
+    """LIA's training arguments (the official train.py's: lr 0.002 scaled, as StyleGAN2, by g_reg_every /
+    (g_reg_every + 1) and d_reg_every / (d_reg_every + 1), with betas (0, 0.99) raised to the same power), plus
+    :class:`RunParams` and the perceptual loss's VGG weights (same loader and fallback as FOMM)."""
+
+    lr: float = 0.002
+    g_reg_every: int = 4
+    d_reg_every: int = 16
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
+    loss_weights: LIALossWeights = field(default_factory=LIALossWeights)
+    vgg_weights: str | None = None
+    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
+
+
+@dataclass
+class LIAExperiment:
+    """A whole LIA experiment (ours: the official code has command-line arguments, no config files)."""
+
+    model_params: LIAConfig = field(default_factory=LIAConfig)
+    family: Literal["lia"] = "lia"
+    dataset_params: DatasetParams = field(default_factory=DatasetParams)
+    train_params: LIATrainParams = field(default_factory=LIATrainParams)
+    reconstruction_params: ReconstructionParams = field(default_factory=ReconstructionParams)
+    visualizer_params: VisualizerParams = field(default_factory=VisualizerParams)
+
+    @property
+    def frame_size(self) -> int:
+        """The model's frame side (``model_params.size``)."""
+        return self.model_params.size
+
+
+Experiment = FommExperiment | MonkeyNetExperiment | LIAExperiment
+_EXPERIMENT_TYPES: dict[str, type[Any]] = {"fomm": FommExperiment, "monkeynet": MonkeyNetExperiment,
+                                           "lia": LIAExperiment}
+DEFAULT_OFFICIAL_CONFIGS: dict[str, str] = {"lia": "lia-vox-256"}
+"""Configs used for official checkpoints given without one: LIA's vox, taichi and ted models share the official
+256 px architecture."""
 _MONKEYNET_SECTIONS = ("transfer_params", "prediction_params")
 
 

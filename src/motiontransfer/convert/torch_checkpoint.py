@@ -6,6 +6,7 @@ with ``torch.load(weights_only=True)``, which refuses to run pickled code: only 
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -42,7 +43,9 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
     if is_model_file(path):
         raise InputFileError(path, "is already a motiontransfer model file; load it directly, without a config")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # LIA's trainer pickles its argparse Namespace: plain attributes, allowed as data (no code runs).
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Weights only" in str(exc):
             raise InputFileError(path, "holds Python objects other than tensors and plain containers; refusing to "

@@ -40,6 +40,7 @@ TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")
 MODEL_FAMILIES: Mapping[str, str] = MappingProxyType({
     "fomm": "motiontransfer.models.fomm_animator:FOMMAnimator",
     "monkeynet": "motiontransfer.models.monkeynet_animator:MonkeyNetAnimator",
+    "lia": "motiontransfer.models.lia_animator:LIAAnimator",
 })
 
 M = TypeVar("M", bound="Motion")

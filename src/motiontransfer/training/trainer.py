@@ -41,7 +41,8 @@ from motiontransfer.errors import UserError
 __all__ = ["StepResult", "TrainResult", "TrainingTask", "train"]
 
 _TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
-                             "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask"}
+                             "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask",
+                             "lia": "motiontransfer.training.lia:LIATask"}
 
 
 @dataclass
