@@ -2,7 +2,8 @@
 
 :func:`convert_official` dispatches on the experiment's family through :data:`CONVERTERS` (a constant table of
 import paths): ``fomm`` -> :func:`motiontransfer.convert.fomm.convert_fomm_file`, ``monkeynet`` ->
-:func:`motiontransfer.convert.monkeynet.convert_monkeynet_file`, ``lia`` -> :func:`motiontransfer.convert.lia.convert_lia_file`.
+:func:`motiontransfer.convert.monkeynet.convert_monkeynet_file`, ``lia`` ->
+:func:`motiontransfer.convert.lia.convert_lia_file`.
 """
 
 from __future__ import annotations
