@@ -14,8 +14,8 @@ import motiontransfer as mt
 from fomm_helpers import SIZE, config_yaml, official_checkpoint, small_experiment
 from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_file
 from motiontransfer.convert import convert_official, detect_family
-from motiontransfer.convert.fomm import convert_fomm, read_official_checkpoint
-from motiontransfer.convert.torch_checkpoint import strip_prefix
+from motiontransfer.convert.fomm import convert_fomm
+from motiontransfer.convert.torch_checkpoint import read_official_checkpoint, strip_prefix
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import model_from_file
@@ -47,7 +47,7 @@ def model_outputs(model, source: torch.Tensor, driving: torch.Tensor) -> dict[st
 
 
 def test_round_trip_gives_identical_keypoints_and_frames(official: Path, tmp_path: Path) -> None:
-    checkpoint = read_official_checkpoint(official)
+    checkpoint = read_official_checkpoint(official, "fomm")
     model_file = convert_fomm(checkpoint, small_experiment(), config_name="small")
     assert set(model_file.networks) == {"kp_detector", "generator", "discriminator"}
     assert model_file.metadata["epoch"] == 7 and model_file.metadata["config"]["family"] == "fomm"
@@ -109,7 +109,7 @@ def test_other_families_are_recognised(checkpoint: dict, family: str | None, nee
     path = tmp_path / "other.pth"
     torch.save(checkpoint, path)
     with pytest.raises(InputFileError, match=needle) as caught:
-        read_official_checkpoint(path)
+        read_official_checkpoint(path, "fomm")
     if family == "lia":
         assert "looks like a LIA checkpoint" in str(caught.value)
 
@@ -123,25 +123,26 @@ def test_damaged_and_foreign_files(official: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.pth.tar"
     truncated.write_bytes(official.read_bytes()[: official.stat().st_size // 2])
     with pytest.raises(InputFileError, match="truncated or corrupt"):
-        read_official_checkpoint(truncated)
+        read_official_checkpoint(truncated, "fomm")
     with pytest.raises(InputFileError, match="not found"):
-        read_official_checkpoint(tmp_path / "missing.pth.tar")
+        read_official_checkpoint(tmp_path / "missing.pth.tar", "fomm")
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(InputFileError, match="empty"):
-        read_official_checkpoint(tmp_path / "empty.pth")
+        read_official_checkpoint(tmp_path / "empty.pth", "fomm")
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
     with pytest.raises(InputFileError, match="not a checkpoint dict"):
-        read_official_checkpoint(tmp_path / "tensor.pth")
+        read_official_checkpoint(tmp_path / "tensor.pth", "fomm")
     with (tmp_path / "code.pth").open("wb") as handle:
         pickle.dump({"generator": NotAWeight()}, handle)
     with pytest.raises(InputFileError, match="refusing to unpickle"):
-        read_official_checkpoint(tmp_path / "code.pth")
+        read_official_checkpoint(tmp_path / "code.pth", "fomm")
 
 
 def test_load_mistakes(official: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="needs its config"):
         mt.load(official)
-    saved = save_model_file(tmp_path / "m.mt", convert_fomm(read_official_checkpoint(official), small_experiment()))
+    converted = convert_fomm(read_official_checkpoint(official, "fomm"), small_experiment())
+    saved = save_model_file(tmp_path / "m.mt", converted)
     with pytest.raises(UserError, match="carries its own config"):
         mt.load(saved, config="vox-256")
     with pytest.raises(InputFileError, match="not found"):
@@ -151,7 +152,7 @@ def test_load_mistakes(official: Path, tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="truncated"):
         mt.load(truncated)
     with pytest.raises(InputFileError, match="already a motiontransfer model file"):
-        read_official_checkpoint(saved)
+        read_official_checkpoint(saved, "fomm")
     model_file = load_model_file(saved)
     config = copy.deepcopy(model_file.metadata["config"])
     config["model_params"]["common_params"]["num_kp"] = 6

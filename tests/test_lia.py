@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from motiontransfer.checkpoint import load_model_file
-from motiontransfer.convert.lia import convert_lia_file
+from motiontransfer.convert import convert_official
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.errors import UserError
 from motiontransfer.experiment import experiment_from_dict
@@ -187,7 +187,7 @@ def test_official_checkpoint_round_trip_with_its_argparse_namespace(tmp_path: Pa
     path = tmp_path / "vox.pt"
     torch.save({"gen": generator.state_dict(), "dis": discriminator.state_dict(), "g_optim": {}, "d_optim": {},
                 "args": argparse.Namespace(size=64, latent_dim_motion=5)}, path)
-    model_file = convert_lia_file(path, experiment)
+    model_file = convert_official(path, experiment)
     assert set(model_file.networks) == {"generator", "discriminator"}
     converted = LIAAnimator.from_model_file(model_file)
     reference = LIAAnimator(experiment, generator).eval()
@@ -196,7 +196,7 @@ def test_official_checkpoint_round_trip_with_its_argparse_namespace(tmp_path: Pa
     theirs = torch.stack([f["prediction"] for f in pipeline.animate(reference, source, driving)])
     torch.testing.assert_close(ours, theirs)
     with pytest.raises(UserError, match="does not match config"):
-        convert_lia_file(path, tiny(motion_dim=6), "other")
+        convert_official(path, tiny(motion_dim=6), "other")
 
 
 # -------------------------------------------------------------------------------------------------- training

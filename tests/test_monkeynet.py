@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import motiontransfer as mt
-from motiontransfer.convert.monkeynet import add_time_axis, convert_monkeynet_file
+from motiontransfer.convert import convert_official
+from motiontransfer.convert.monkeynet import add_time_axis
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.experiment import experiment_from_dict, load_experiment
 from motiontransfer.inference import pipeline
@@ -274,7 +275,7 @@ def test_official_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) 
     path = official_checkpoint(experiment, tmp_path / "official.pth.tar")
     raw = torch.load(path, weights_only=True)
     assert raw["kp_detector"]["predictor.encoder.down_blocks.0.conv.weight"].dim() == 5
-    model_file = convert_monkeynet_file(path, experiment)
+    model_file = convert_official(path, experiment)
     assert model_file.family == "monkeynet" and model_file.metadata["epoch"] == 7
     assert "discriminator" in model_file.networks
     converted = MonkeyNetAnimator.from_model_file(model_file)
@@ -309,18 +310,18 @@ def test_conversion_refuses_a_wrong_config_another_family_and_temporal_kernels(t
     path = official_checkpoint(tiny(), tmp_path / "official.pth.tar")
     bigger = tiny(generator_params={"num_refinement_blocks": 2})
     with pytest.raises(UserError, match="does not match config"):
-        convert_monkeynet_file(path, bigger, "bigger")
+        convert_official(path, bigger, "bigger")
     fomm_like = {"generator": {"first.conv.weight": torch.zeros(8, 3, 7, 7)},
                  "kp_detector": {"kp.weight": torch.zeros(3, 8, 7, 7)}}
     torch.save(fomm_like, tmp_path / "fomm.pth.tar")
     with pytest.raises(InputFileError, match="FOMM"):
-        convert_monkeynet_file(tmp_path / "fomm.pth.tar", tiny())
+        convert_official(tmp_path / "fomm.pth.tar", tiny())
     temporal = torch.load(path, weights_only=True)
     key = "appearance_encoder.down_blocks.0.conv.weight"
     temporal["generator"][key] = temporal["generator"][key].repeat(1, 1, 3, 1, 1)
     torch.save(temporal, tmp_path / "temporal.pth.tar")
     with pytest.raises(UserError, match="temporal kernel"):
-        convert_monkeynet_file(tmp_path / "temporal.pth.tar", tiny())
+        convert_official(tmp_path / "temporal.pth.tar", tiny())
 
 
 def test_official_configs_load_and_names_are_unique_across_families() -> None:

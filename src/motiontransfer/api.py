@@ -54,16 +54,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def load(checkpoint: str | Path, config: Any = None, device: str | torch.device | None = None) -> Animator:
+def load(checkpoint: str | Path, config: Any = None, device: str | torch.device | None = None,
+         family: str | None = None) -> Animator:
     """Load a model for inference.
 
     Args:
         checkpoint: a motiontransfer model file (``.mt``; it carries its config), the name of a bundled model
             (``fomm-faces``, ``fomm-puppets``; see :mod:`motiontransfer.pretrained`), or an official checkpoint
             (e.g. FOMM's ``vox-cpk.pth.tar``, read with ``torch.load(weights_only=True)``).
-        config: for official checkpoints (required): a bundled config name (``vox-256``), a path to an
-            official-style YAML file, or an experiment object. Not allowed with model files.
+        config: for official checkpoints: a bundled config name (``vox-256``), a path to an official-style YAML
+            file, or an experiment object. Required for FOMM and Monkey-Net; LIA's checkpoints (vox.pt, taichi.pt,
+            ted.pt) share one architecture and default to ``lia-vox-256``. Not allowed with model files.
         device: ``cpu``, ``cuda``, ``cuda:1``, ...; None picks CUDA when available, else the CPU.
+        family: the official checkpoint's family when no config is given (default: detected from the file).
 
     Returns:
         An :class:`Animator` in eval mode on the device.
@@ -80,16 +83,13 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
     if not path.exists():
         raise InputFileError(path, "checkpoint not found")
     if path.suffix == MODEL_FILE_SUFFIX or is_model_file(path):
-        if config is not None:
+        if config is not None or family is not None:
             raise UserError(f"{path} is a motiontransfer model file, which carries its own config; "
-                            f"do not pass a config ({config})")
+                            f"do not pass a config or family ({config or family})")
         model_file = load_model_file(path)
     else:
-        if config is None:
-            raise UserError(f"{path} is not a motiontransfer model file; an official checkpoint needs its config "
-                            "(a bundled name such as vox-256, or the official YAML file): pass config= / --config")
-        experiment, name = _experiment(config)
-        model_file = convert_official(path, experiment, name)
+        experiment, name = _experiment(config) if config is not None else (None, None)
+        model_file = convert_official(path, experiment, name, family)
     return Animator(model_from_file(model_file, device=target))
 
 

@@ -10,12 +10,10 @@ config (default: the official 256 px architecture).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.convert.networks import convert_networks
-from motiontransfer.convert.torch_checkpoint import load_torch_checkpoint, require_family
 from motiontransfer.experiment import LIAExperiment
 from motiontransfer.models.lia import Generator, build_discriminator
 
@@ -33,10 +31,3 @@ def convert_lia(checkpoint: Mapping[str, Any], experiment: LIAExperiment, *,
     renamed = {ours: checkpoint[theirs] for ours, theirs in OFFICIAL_NAMES.items() if theirs in checkpoint}
     return convert_networks(renamed, experiment, "lia", BUILDERS, optional=("discriminator",),
                             config_name=config_name)
-
-
-def convert_lia_file(path: str | Path, experiment: LIAExperiment, config_name: str | None = None) -> ModelFile:
-    """Read an official LIA checkpoint (``torch.load(weights_only=True)``) and convert it."""
-    checkpoint = load_torch_checkpoint(path)
-    require_family(checkpoint, "lia", path)
-    return convert_lia(checkpoint, experiment, config_name=config_name)

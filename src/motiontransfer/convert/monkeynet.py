@@ -11,14 +11,12 @@ to one, checked strictly against the config. A state dict written by a vendored 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.convert.networks import convert_networks
-from motiontransfer.convert.torch_checkpoint import load_torch_checkpoint, require_family
 from motiontransfer.errors import UserError
 from motiontransfer.experiment import MonkeyNetExperiment
 from motiontransfer.models.monkeynet import build_discriminator, build_generator, build_kp_detector
@@ -55,17 +53,6 @@ def add_time_axis(state: Mapping[str, Any]) -> dict[str, Any]:
             for key, value in state.items()}
 
 
-def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load an official Monkey-Net checkpoint (``torch.load(weights_only=True)``, CPU).
-
-    Raises:
-        InputFileError: missing, truncated or non-dict file, or another family's checkpoint.
-    """
-    checkpoint = load_torch_checkpoint(path)
-    require_family(checkpoint, "monkeynet", path)
-    return checkpoint
-
-
 def convert_monkeynet(checkpoint: Mapping[str, Any], experiment: MonkeyNetExperiment, *,
                       config_name: str | None = None) -> ModelFile:
     """Map an official checkpoint dict onto the networks of ``experiment`` (time axes dropped, then strict).
@@ -78,9 +65,3 @@ def convert_monkeynet(checkpoint: Mapping[str, Any], experiment: MonkeyNetExperi
     """
     return convert_networks(checkpoint, experiment, "monkeynet", BUILDERS, optional=("discriminator",),
                             adapt=drop_time_axis, config_name=config_name)
-
-
-def convert_monkeynet_file(path: str | Path, experiment: MonkeyNetExperiment,
-                           config_name: str | None = None) -> ModelFile:
-    """:func:`read_official_checkpoint` then :func:`convert_monkeynet`."""
-    return convert_monkeynet(read_official_checkpoint(path), experiment, config_name=config_name)

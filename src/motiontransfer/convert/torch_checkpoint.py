@@ -99,6 +99,13 @@ def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path)
                                f"(and a {FAMILY_TITLES[found]} config)")
 
 
+def read_official_checkpoint(path: str | Path, family: str) -> dict[str, Any]:
+    """:func:`load_torch_checkpoint`, then :func:`require_family` (``family``: ``fomm``, ``monkeynet``, ...)."""
+    checkpoint = load_torch_checkpoint(path)
+    require_family(checkpoint, family, path)
+    return checkpoint
+
+
 def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> dict[str, Any]:
     """Drop a (Distributed)DataParallel ``module.`` prefix when every key has it; otherwise copy as is."""
     keys = list(state)
