@@ -232,3 +232,42 @@ def test_trainer_runs_lia(tmp_path: Path) -> None:
     assert {"l1", "perceptual", "generator_gan", "discriminator_gan"} <= set(result.losses)
     model = LIAAnimator.from_model_file(load_model_file(result.checkpoint.model))
     assert model.size == 64
+
+
+def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from motiontransfer import experiment as experiment_module
+    from motiontransfer.cli import main
+    from motiontransfer.config import to_dict
+    from motiontransfer.data.video_io import VideoWriter, write_image
+
+    config = tmp_path / "lia-tiny.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(to_dict(tiny())))
+    # The 256-px default would make this test slow: point LIA's default at the tiny config.
+    monkeypatch.setitem(experiment_module.DEFAULT_OFFICIAL_CONFIGS, "lia", str(config))
+    official = tmp_path / "vox.pt"
+    torch.save({"gen": Generator(tiny().model_params).state_dict(), "args": argparse.Namespace(size=64)}, official)
+    image, driving = tmp_path / "source.png", tmp_path / "driving.mp4"
+    write_image(image, torch.rand(3, 64, 64))
+    with VideoWriter(driving, fps=10) as writer:
+        for _ in range(4):
+            writer.write(torch.rand(3, 64, 64))
+    assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
+                 "--out", str(tmp_path / "out.mp4"), "--visualize"]) == 0
+    assert main(["animate", "--checkpoint", str(official), "--family", "lia", "--source", str(image),
+                 "--driving", str(driving), "--out", str(tmp_path / "out2.mp4")]) == 0
+    assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
+                 "--out", str(tmp_path / "bf.mp4"), "--best-frame", "auto"]) == 2  # no keypoints to compare
+    converted = tmp_path / "lia.mt"
+    assert main(["convert", "--from", "lia", "--input", str(official), "--out", str(converted)]) == 0
+    grid = tmp_path / "grid.png"
+    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
+                 "--steps", "3"]) == 0
+    width, height = Image.open(grid).size
+    assert height > 5 * 64 and width > 3 * 64  # 5 directions x 3 steps
+    assert main(["lia-directions", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
+                 str(tmp_path / "no.png")]) == 2
+    assert not (tmp_path / "no.png").exists()

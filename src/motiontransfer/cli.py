@@ -127,7 +127,10 @@ class LandmarksName(str, Enum):
 # Options shared by the commands that load a model.
 CheckpointOption = Annotated[Path, typer.Option(help="Model file (.mt), bundled model name (fomm-faces, fomm-puppets) "
                                                       "or official checkpoint (needs --config).")]
-ConfigOption = Annotated[str | None, typer.Option(help="Config of an official checkpoint: bundled name or YAML.")]
+ConfigOption = Annotated[str | None, typer.Option(help="Config of an official checkpoint: bundled name or YAML "
+                                                     "(LIA checkpoints default to lia-vox-256).")]
+FamilyOption = Annotated[str | None, typer.Option(help="Family of an official checkpoint given without --config "
+                                                     "(lia) [default: detected from the file].")]
 BatchSizeOption = Annotated[int, typer.Option(help="Frames per forward pass.")]
 DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [default: cuda if available].")]
 
@@ -159,6 +162,7 @@ def animate(
     driving: Annotated[Path, typer.Option(help="Driving video (file or folder of frames).")],
     out: Annotated[Path, typer.Option(help="Output video; gets the driving video's fps and audio.")],
     config: ConfigOption = None,
+    family: FamilyOption = None,
     mode: Annotated[TransferModeName, typer.Option(help="Relative (Eqs. 14-15) or absolute motion transfer.")]
     = TransferModeName.relative,
     adapt_scale: Annotated[bool, typer.Option("--adapt-scale", help="Scale movements by the keypoint hulls.")]
@@ -178,7 +182,7 @@ def animate(
 
     initial = _best_frame(best_frame)
     _positive("--batch-size", batch_size)
-    animator = load(checkpoint, config=config, device=device)
+    animator = load(checkpoint, config=config, device=device, family=family)
     paths = animate_video(animator.model, source, driving, out, mode=mode.value, adapt_scale=adapt_scale,
                           best_frame=initial, batch_size=batch_size, landmarks=get_landmarker(landmarks.value),
                           visualize=visualize, progress=_progress)
@@ -191,6 +195,7 @@ def reconstruct(
     checkpoint: CheckpointOption,
     data: Annotated[str, typer.Option(help="Dataset folder (its test split) or procedural:FAMILY[:options].")],
     config: ConfigOption = None,
+    family: FamilyOption = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the reconstructed videos [default: none written].")]
     = None,
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
@@ -204,7 +209,7 @@ def reconstruct(
     if num_videos is not None:
         _positive("--num-videos", num_videos)
     _positive("--batch-size", batch_size)
-    animator = load(checkpoint, config=config, device=device)
+    animator = load(checkpoint, config=config, device=device, family=family)
     total, frames = 0.0, 0
     for result in reconstruct_dataset(animator.model, data, out, num_videos=num_videos, batch_size=batch_size):
         total, frames = total + result.l1 * result.num_frames, frames + result.num_frames
@@ -239,6 +244,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Report folder: metrics.json, curves.png, contact-sheet.png "
                                                   "[default: none written].")] = None,
     config: ConfigOption = None,
+    family: FamilyOption = None,
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = None,
@@ -262,7 +268,7 @@ def evaluate(
     if num_videos is not None:
         _positive("--num-videos", num_videos)
     _positive("--batch-size", batch_size)
-    animator = load(checkpoint, config=config, device=device)
+    animator = load(checkpoint, config=config, device=device, family=family)
     if protocol is ProtocolName.prediction:
         report = evaluate_prediction(animator.model, data, out, samples=_positive("--samples", samples),
                                      num_frames=_positive("--frames", frames, 2), num_videos=num_videos,
@@ -283,10 +289,11 @@ def evaluate(
 
 @app.command("convert")
 def convert(
-    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet).")],
-    config: Annotated[str, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path.")],
+    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet, lia).")],
     input_path: Annotated[Path, typer.Option("--input", help="Official checkpoint, e.g. vox-cpk.pth.tar.")],
     out: Annotated[Path, typer.Option(help="Model file to write (.mt).")],
+    config: Annotated[str | None, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path "
+                                                    "[LIA: lia-vox-256].")] = None,
 ) -> None:
     """Convert an official checkpoint into a model file."""
     from motiontransfer.checkpoint import save_model_file
@@ -295,13 +302,13 @@ def convert(
 
     if family not in CONVERTERS:
         raise UserError(f"--from {family}: no converter for this family; available: {', '.join(CONVERTERS)}")
-    experiment = load_experiment(config)
-    if experiment.family != family:
+    experiment = load_experiment(config) if config is not None else None
+    if experiment is not None and experiment.family != family:
         raise UserError(f"--config {config} is a {experiment.family} config, but --from is {family}")
-    model_file = convert_official(input_path, experiment, config)
+    model_file = convert_official(input_path, experiment, config, family)
     save_model_file(out, model_file)
     networks = ", ".join(f"{name} ({len(state)} tensors)" for name, state in model_file.networks.items())
-    typer.echo(f"wrote {out}: {family}, config {config}; {networks}")
+    typer.echo(f"wrote {out}: {family}; {networks}")
 
 
 @app.command("train-predictor")
@@ -311,6 +318,7 @@ def train_predictor(
     data: Annotated[str | None, typer.Option(help="Dataset folder (its train split) or procedural:FAMILY[:options] "
                                                   "[default: the config's dataset_params.root_dir].")] = None,
     config: ConfigOption = None,
+    family: FamilyOption = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs [default: prediction_params.num_epochs].")] = None,
     num_videos: Annotated[int | None, typer.Option(help="Only the first N training videos [default: all].")]
     = None,
@@ -328,7 +336,7 @@ def train_predictor(
         _positive("--epochs", epochs)
     if Path(checkpoint).exists() and out.resolve() == Path(checkpoint).resolve():
         raise UserError("--out must differ from --checkpoint (a model file is never overwritten in place)")
-    model = load(checkpoint, config=config, device=device).model
+    model = load(checkpoint, config=config, device=device, family=family).model
     if not isinstance(model, MonkeyNetAnimator):
         raise UserError(f"the keypoint predictor belongs to Monkey-Net; {checkpoint} is a {model.family} model")
     data = data or model.experiment.dataset_params.root_dir
@@ -352,6 +360,7 @@ def predict(
     action: Annotated[str | None, typer.Option(help="Action of class-conditional models.")] = None,
     seed: Annotated[int, typer.Option(help="Sample of stochastic models.")] = 0,
     config: ConfigOption = None,
+    family: FamilyOption = None,
     visualize: Annotated[bool, typer.Option("--visualize", help="Also write <OUT stem>-viz<suffix> with the "
                                                                "predicted keypoints.")] = False,
     device: DeviceOption = None,
@@ -361,10 +370,40 @@ def predict(
     from motiontransfer.inference.video import predict_video_file
 
     _positive("--frames", frames)
-    model = load(checkpoint, config=config, device=device).model
+    model = load(checkpoint, config=config, device=device, family=family).model
     for path in predict_video_file(model, source, out, num_frames=frames, action=action, seed=seed,
                                    visualize=visualize):
         typer.echo(f"wrote {path}")
+
+
+@app.command("lia-directions")
+def lia_directions(
+    checkpoint: CheckpointOption,
+    source: Annotated[Path, typer.Option(help="Source image.")],
+    out: Annotated[Path, typer.Option(help="Grid image to write (.png): one row per direction d_i.")],
+    span: Annotated[float, typer.Option(help="Largest change of a_i, both ways.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Columns per row (odd: the middle one is the source's own motion).")]
+    = 7,
+    config: ConfigOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """LIA's learned motion directions: the source animated with one magnitude a_i changed at a time (Sec. 4)."""
+    import torch
+
+    from motiontransfer.api import load
+    from motiontransfer.data.video_io import read_image, write_image
+    from motiontransfer.models.lia_animator import LIAAnimator
+    from motiontransfer.visualize import image_grid
+
+    _positive("--steps", steps, 2)
+    model = load(checkpoint, config=config, device=device).model
+    if not isinstance(model, LIAAnimator):
+        raise UserError(f"lia-directions needs a LIA model; {checkpoint} is a {model.family} model")
+    image = read_image(source, size=model.size).to(model.device)
+    with torch.no_grad():
+        frames = model.walk_directions(image[None], torch.linspace(-span, span, steps)).cpu()
+    write_image(out, image_grid([list(row) for row in frames]))
+    typer.echo(f"wrote {out}: {frames.shape[0]} directions x {steps} steps of a_i in [-{span}, {span}]")
 
 
 @app.command("train")

@@ -227,7 +227,11 @@ def _search_best_frame(model: AnimationModel, state: SourceState, frames: Iterat
                        landmarks: Landmarker | None) -> tuple[int, Any]:
     """Pass 1 of best-frame animation: (index, motion) of the driving frame closest in normalised pose."""
     if landmarks is None:
-        reference = normalize_pose(model.motion_keypoints(state.motion)[0])
+        points = model.motion_keypoints(state.motion)[0]
+        if len(points) < 3:
+            raise UserError(f"best frame: a {model.family} model has no keypoints to compare poses with; use "
+                            "landmarks (--landmarks dlib for faces)")
+        reference = normalize_pose(points)
     else:
         points = landmarks(state.image[0].cpu())
         if points is None:

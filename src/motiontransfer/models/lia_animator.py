@@ -99,3 +99,32 @@ class LIAAnimator(AnimationModel):
     def motion_keypoints(self, motion: LatentMotion) -> torch.Tensor:
         """LIA has no keypoints: (B, 0, 2)."""
         return motion.magnitudes.new_zeros(motion.batch_size, 0, 2)
+
+    def walk_directions(self, source: torch.Tensor, offsets: torch.Tensor,
+                        directions: list[int] | None = None) -> torch.Tensor:
+        """The paper's Sec. 4 analysis: the source animated with one motion magnitude changed at a time.
+
+        Args:
+            source: (1, 3, S, S) in [0, 1].
+            offsets: (V,) values added to the source's own magnitude a_i.
+            directions: which i (default: all M).
+
+        Returns:
+            (len(directions), V, 3, S, S) frames in [0, 1].
+
+        Raises:
+            UserError: a model without the dictionary, or a direction index out of range.
+        """
+        if not self.experiment.model_params.use_dictionary:
+            raise UserError("this LIA model has no motion dictionary (use_dictionary: false): no directions to walk")
+        count = self.experiment.model_params.motion_dim
+        indices = list(range(count)) if directions is None else directions
+        if any(not 0 <= i < count for i in indices):
+            raise UserError(f"direction indices must be in 0..{count - 1}, got {indices}")
+        state = self.encode_source(source)
+        rows = []
+        for index in indices:
+            magnitudes = state.motion.magnitudes.repeat(len(offsets), 1)
+            magnitudes[:, index] += offsets.to(magnitudes)
+            rows.append(self.render(state, LatentMotion(magnitudes))["prediction"])
+        return torch.stack(rows)
