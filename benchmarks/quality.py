@@ -79,16 +79,18 @@ def evaluator_lines(path: Path) -> list[str]:
 
 
 def ablation_lines(path: Path) -> list[str]:
-    """Monkey-Net's ablation table (from benchmarks/monkeynet_ablations.py) next to the paper's, as Markdown."""
+    """The ablation studies' tables (from benchmarks/ablations.py) next to the papers', as Markdown."""
     if not path.is_file():
         return []
-    from monkeynet_ablations import markdown as ablation_table  # a sibling script of this one
+    from ablations import markdown as study_table  # a sibling script of this one
 
     stored = json.loads(path.read_text())
-    return ["## Monkey-Net ablations (the paper's Table 2) on puppets, reconstruction", "",
-            *ablation_table(stored["results"], stored["settings"]),
-            "", "`python benchmarks/monkeynet_ablations.py` (numbers in "
-            "`benchmarks/results/monkeynet_ablations.json`).", ""]
+    studies = yaml.safe_load((ROOT / "benchmarks" / "ablations.yaml").read_text())["studies"]
+    lines = ["## Ablations", ""]
+    for study in studies:
+        if study["name"] in stored:
+            lines += study_table(study, stored[study["name"]])
+    return [*lines, "`python benchmarks/ablations.py` (numbers in `benchmarks/results/ablations.json`).", ""]
 
 
 def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -117,7 +119,7 @@ def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
             if copy_summary is not None:
                 lines.append(row("copy the source frame", copy_summary, "copy_"))
             lines.append("")
-    lines += ablation_lines(ROOT / "benchmarks" / "results" / "monkeynet_ablations.json")
+    lines += ablation_lines(ROOT / "benchmarks" / "results" / "ablations.json")
     lines += evaluator_lines(ROOT / "benchmarks" / "results" / "evaluators.json")
     lines += ["## Budgets and settings", ""]
     for name, per_set in results.items():

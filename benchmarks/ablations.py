@@ -1,0 +1,142 @@
+"""Ablation studies (Monkey-Net's Table 2, LIA's Tables 4-5) on the procedural sets, at a stated CPU budget.
+
+Each study in ``benchmarks/ablations.yaml`` names a base config, a procedural set, a step budget and variants,
+each a set of dotted-key changes to the config (``model_params.generator_params.dense_motion_params: null``). Every
+variant is trained from scratch for the budget (run folders under ``--runs`` are reused or resumed), then scored on
+the reconstruction protocol of held-out test identities; the paper's numbers sit next to ours. Adding a study means
+adding an entry, not code.
+
+Results go to ``benchmarks/results/ablations.json``; ``benchmarks/quality.py`` puts the tables in docs/results.md.
+
+Usage:
+    python benchmarks/ablations.py [--studies monkeynet lia] [--videos 16] [--frames 32] [--runs runs/ablations]
+        [--json benchmarks/results/ablations.json] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from motiontransfer.api import load
+from motiontransfer.config import load_yaml
+from motiontransfer.evaluation.runner import evaluate
+from motiontransfer.experiment import experiment_from_dict, resolve_config
+from motiontransfer.training import train
+from motiontransfer.training.checkpoints import read_latest
+
+ROOT = Path(__file__).resolve().parents[1]
+METRIC_TITLES = {"l1": "L1", "akd": "AKD", "mkr": "MKR", "aed": "AED", "psnr": "PSNR", "ssim": "SSIM"}
+
+
+def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with each dotted key set (``a.b.c: value``); the parents must exist.
+
+    Raises:
+        KeyError: a dotted key whose parent is missing (a typo in the study).
+    """
+    changed = copy.deepcopy(config)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = changed
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise KeyError(f"{dotted}: {key} is not a section of the base config")
+            node = node[key]
+        node[leaf] = value
+    return changed
+
+
+def slug(name: str) -> str:
+    """A folder name for a variant."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def train_variant(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> tuple[Path, float]:
+    """Train (or resume, or reuse) one variant: (model file, minutes spent now)."""
+    run = runs / study["name"] / slug(variant["name"])
+    record = read_latest(run) if run.exists() else None
+    start = time.perf_counter()
+    if record is None:
+        config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))
+        train(experiment_from_dict(config), out_dir=run, steps=study["steps"])
+    elif record.step < study["steps"]:
+        train(resume=run, steps=study["steps"])
+    record = read_latest(run)
+    assert record is not None
+    return record.model, (time.perf_counter() - start) / 60
+
+
+def _cell(value: float | None, key: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if key in ("akd", "psnr") else f"{value:.3f}" if key != "l1" else f"{value:.4f}"
+
+
+def markdown(study: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """One study's table (ours next to the paper's) as Markdown lines."""
+    metrics = study["metrics"]
+    ours = " | ".join(METRIC_TITLES[m] for m in metrics)
+    paper = " | ".join(f"{METRIC_TITLES[m]} (paper)" for m in metrics)
+    lines = [f"### {study['title']}", "", f"| variant | {ours} | {paper} |",
+             "|---|" + "---|" * (2 * len(metrics))]
+    for variant in study["variants"]:
+        scores = result.get("variants", {}).get(variant["name"])
+        if scores is None:
+            continue
+        mine = " | ".join(_cell(scores[m], m) for m in metrics)
+        theirs = " | ".join(_cell(v, m) for v, m in zip(variant.get("paper", [None] * len(metrics)), metrics,
+                                                          strict=True))
+        lines.append(f"| {variant['name']} | {mine} | {theirs} |")
+    copy_l1 = next(iter(result.get("variants", {}).values()), {}).get("copy_l1")
+    lines += ["", f"Ours: procedural {study['data']}, each variant trained from scratch for {study['steps']} steps "
+              f"(config {study['base']}); reconstruction of {result['videos']} held-out test videos x "
+              f"{result['frames']} frames (copy-the-source L1 {_cell(copy_l1, 'l1')}); {result['machine']}. "
+              f"Paper columns: {study['paper_title']}, its full training.", ""]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", nargs="+", default=None, help="study names [default: all]")
+    parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "ablations.yaml")
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablations")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ablations.json")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    studies = yaml.safe_load(args.config.read_text())["studies"]
+    stored = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    for study in studies:
+        if args.studies is not None and study["name"] not in args.studies:
+            continue
+        result = {"videos": args.videos, "frames": args.frames, "steps": study["steps"], "variants": {},
+                  "minutes": {}, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+        data = f"procedural:{study['data']}:videos={args.videos},frames={args.frames}"
+        for variant in study["variants"]:
+            model_path, minutes = train_variant(study, variant, args.runs)
+            model = load(model_path, device="cpu").model
+            summary = evaluate(model, data, "reconstruction", study["metrics"], batch_size=16).summary
+            result["variants"][variant["name"]] = {key: summary[key] for key in (*study["metrics"], "copy_l1")}
+            result["minutes"][variant["name"]] = minutes
+            print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
+        stored[study["name"]] = result
+        print("\n".join(markdown(study, result)))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(stored, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
