@@ -271,3 +271,16 @@ def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_
     assert main(["lia-directions", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
                  str(tmp_path / "no.png")]) == 2
     assert not (tmp_path / "no.png").exists()
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_sizes_and_channel_multiplier(size: int) -> None:
+    config = LIAConfig(size=size, style_dim=32, motion_dim=4, max_channels=32, channel_multiplier=2)
+    generator = Generator(config).eval()
+    frames = torch.rand(1, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        assert generator(frames, frames).shape == (1, 3, size, size)
+    assert len(generator.dec.to_flows) == int(math.log2(size)) - 2
+    assert LIAConfig().channels(64) == 256 and LIAConfig(channel_multiplier=2).channels(64) == 512
+    with pytest.raises(ValueError, match="power of two"):
+        LIAConfig(size=96)
