@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from motiontransfer.checkpoint import load_model_file
@@ -14,6 +15,7 @@ from training_helpers import PYTHON, subprocess_env, write_tiny_config
 WORKER = """
 import json, os, sys, warnings
 warnings.filterwarnings("ignore")
+import pytest
 import torch
 from motiontransfer.training import train
 
@@ -61,3 +63,30 @@ def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_pat
         for key, value in state.items():
             assert torch.equal(value, weights[1][name][key]), (name, key)  # parameters and buffers
             assert torch.equal(value, saved[name][key]), (name, key)
+
+
+@pytest.mark.parametrize("family", ["monkeynet", "lia"])
+def test_the_other_families_train_identically_on_two_processes(family: str, tmp_path: Path) -> None:
+    import copy
+
+    import yaml
+
+    from test_lia import TINY as LIA_TINY
+    from test_monkeynet import TINY as MONKEYNET_TINY
+
+    config = copy.deepcopy({"monkeynet": MONKEYNET_TINY, "lia": LIA_TINY}[family])
+    config["train_params"].update({"batch_size": 2, "max_steps": 2, "checkpoint_every": 2, "sample_every": 2})
+    path = tmp_path / f"{family}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    report, run = tmp_path / "report", tmp_path / "run"
+    report.mkdir()
+    command = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(worker),
+               str(path), str(run), str(report)]
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    weights = [torch.load(report / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, state in weights[0].items():
+        for key, value in state.items():
+            assert torch.equal(value, weights[1][name][key]), (name, key)
