@@ -3,7 +3,9 @@ sets with the papers' metrics and ours, written to docs/results.md.
 
 Models are listed in ``benchmarks/quality.yaml``: each entry names a family row and, per procedural set, either a
 checkpoint (a bundled model name or a model file) or a config to train for ``steps`` steps (run folders under
-``--runs`` are reused). Adding a family means adding an entry, not code.
+``--runs`` are reused). A set may add ``prediction: {epochs: N}`` for image-to-video models: the keypoint
+predictor is trained on the model's training videos (once; kept in the run folder) and the prediction protocol is
+scored. Adding a family means adding an entry, not code.
 
 Usage:
     python benchmarks/quality.py [--models benchmarks/quality.yaml] [--sets faces puppets] [--videos 16]
@@ -22,7 +24,8 @@ import torch
 import yaml
 
 from motiontransfer.api import load
-from motiontransfer.evaluation.runner import evaluate
+from motiontransfer.checkpoint import save_model_file
+from motiontransfer.evaluation.runner import evaluate, evaluate_prediction
 from motiontransfer.training import train
 from motiontransfer.training.checkpoints import read_latest
 
@@ -44,6 +47,40 @@ def model_path(entry: dict[str, Any], family: str, runs: Path) -> tuple[str, str
     record = read_latest(run)
     assert record is not None
     return str(record.model), f"{spec['config']}, {spec['steps']} steps"
+
+
+def with_predictor(model: Any, run: Path, spec: dict[str, Any]) -> Any:
+    """The model with its image-to-video keypoint predictor, trained on its own training videos' keypoints for
+    ``spec['epochs']`` epochs (reused from ``run``'s ``predictor.mt`` when present)."""
+    from motiontransfer.training.keypoint_predictor import keypoint_sequences, train_keypoint_predictor
+
+    path = run / "predictor.mt"
+    if path.is_file():
+        return load(path, device="cpu").model
+    sequences = keypoint_sequences(model, model.experiment.dataset_params.root_dir)
+    model.predictor = train_keypoint_predictor(model, sequences, epochs=spec["epochs"]).predictor
+    save_model_file(path, model.to_model_file())
+    return model
+
+
+def prediction_lines(results: dict[str, Any]) -> list[str]:
+    """The prediction protocol's table (image-to-video), as Markdown."""
+    rows = [(name, family, r["prediction"]) for name, per_set in results.items() for family, r in per_set.items()
+            if "prediction" in r]
+    if not rows:
+        return []
+    lines = ["## Image-to-video (prediction protocol)", "",
+             "| set | model | action accuracy | diversity (px) | error best / mean (px) |", "|---|---|---|---|---|"]
+    for name, family, s in rows:
+        lines.append(f"| {family} | {name} | {s['action_accuracy']:.3f} | {s['diversity']:.2f} | "
+                     f"{s['error_best']:.2f} / {s['error_mean']:.2f} |")
+        lines.append(f"| {family} | ground truth | {s['truth_action_accuracy']:.3f} | - | "
+                     f"{s['truth_error_best']:.2f} / {s['truth_error_mean']:.2f} |")
+        lines.append(f"| {family} | still first frame | {s['still_action_accuracy']:.3f} | - | "
+                     f"{s['still_error_best']:.2f} / {s['still_error_mean']:.2f} |")
+    return [*lines, "", "From the first frame of each test video, 4 samples of 32 frames; keypoints by the bundled "
+            "regressor, actions by the bundled classifier trained on ground-truth sequences (docs/evaluation.md). "
+            "Monkey-Net's predictor is deterministic (diversity 0).", ""]
 
 
 def row(name: str, summary: dict[str, float], prefix: str = "") -> str:
@@ -119,6 +156,7 @@ def markdown(results: dict[str, Any], settings: dict[str, Any]) -> str:
             if copy_summary is not None:
                 lines.append(row("copy the source frame", copy_summary, "copy_"))
             lines.append("")
+    lines += prediction_lines(results)
     lines += ablation_lines(ROOT / "benchmarks" / "results" / "ablations.json")
     lines += evaluator_lines(ROOT / "benchmarks" / "results" / "evaluators.json")
     lines += ["## Budgets and settings", ""]
@@ -156,6 +194,11 @@ def main() -> None:
             scores = {protocol: evaluate(model, data, protocol, METRICS, batch_size=16).summary
                       for protocol in ("reconstruction", "cross")}
             results.setdefault(entry["name"], {})[family] = {**scores, "budget": budget}
+            prediction = entry["sets"][family].get("prediction")
+            if prediction is not None:
+                predictor = with_predictor(model, args.runs / entry["name"] / family, prediction)
+                results[entry["name"]][family]["prediction"] = evaluate_prediction(
+                    predictor, f"procedural:{family}:videos={args.videos},frames=32", samples=4).summary
             print(f"{entry['name']} {family}: " + json.dumps({p: {k: round(v, 4) for k, v in s.items()}
                                                            for p, s in scores.items()}))
     settings = {"notes": document.get("notes", ""), "sets": args.sets, "videos": args.videos,
