@@ -46,7 +46,7 @@ def model_path(entry: dict[str, Any], family: str, runs: Path) -> tuple[str, str
         train(resume=run, steps=spec["steps"])
     record = read_latest(run)
     assert record is not None
-    return str(record.model), f"{spec['config']}, {spec['steps']} steps"
+    return str(record.model), spec.get("budget", f"{spec['config']}, {spec['steps']} steps")
 
 
 def with_predictor(model: Any, run: Path, spec: dict[str, Any]) -> Any:
@@ -178,10 +178,24 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite the Markdown from the stored JSON (notes and budgets from --models), no scoring")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     document = yaml.safe_load(args.models.read_text())
+    if args.markdown_only:
+        stored = json.loads(args.json.read_text())
+        settings, results = stored["settings"], stored["results"]
+        settings["notes"] = document.get("notes", "")
+        for entry in document["models"]:
+            for family, spec in entry["sets"].items():
+                if "budget" in spec and family in results.get(entry["name"], {}):
+                    results[entry["name"]][family]["budget"] = spec["budget"]
+        args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+        args.markdown.write_text(markdown(results, settings))
+        print(f"wrote {args.markdown}")
+        return
     entries = document["models"]
     results: dict[str, Any] = {}
     for entry in entries:
