@@ -368,7 +368,8 @@ def test_channels_last_keeps_the_numbers_and_skips_five_dimensional_weights() ->
         expected = generator(frames, frames.flip(0))
         to_channels_last(generator)
         got = generator(frames.contiguous(memory_format=torch.channels_last), frames.flip(0))
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    # Float32 rounding only (another convolution algorithm sums in another order): outputs are in about [-1, 1].
+    torch.testing.assert_close(got, expected, atol=5e-4, rtol=0)
     conv = generator.enc.net_app.convs[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert generator.dec.conv1.conv.weight.dim() == 5  # modulated conv weights untouched
