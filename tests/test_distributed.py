@@ -30,11 +30,8 @@ with open(f"{report}/rank{rank}.json", "w") as handle:
 """
 
 
-def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_path: Path) -> None:
-    # generator_gan 1: the discriminator (spectral norm) is trained too and called twice per step under DDP,
-    # the keypoint detector three times (source, driving, transformed driving).
-    config = write_tiny_config(tmp_path / "tiny.yaml", batch_size=2, max_steps=4, checkpoint_every=2,
-                               sample_every=2, log_every=1, loss_weights={"generator_gan": 1})
+def train_on_two_processes(config: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Run :data:`WORKER` on ``config`` under torchrun with two CPU processes: (report folder, run folder)."""
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     report, run = tmp_path / "report", tmp_path / "run"
@@ -43,6 +40,15 @@ def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_pat
                str(config), str(run), str(report)]
     done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return report, run
+
+
+def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_path: Path) -> None:
+    # generator_gan 1: the discriminator (spectral norm) is trained too and called twice per step under DDP,
+    # the keypoint detector three times (source, driving, transformed driving).
+    config = write_tiny_config(tmp_path / "tiny.yaml", batch_size=2, max_steps=4, checkpoint_every=2,
+                               sample_every=2, log_every=1, loss_weights={"generator_gan": 1})
+    report, run = train_on_two_processes(config, tmp_path)
 
     ranks = [json.loads((report / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
@@ -78,14 +84,7 @@ def test_the_other_families_train_identically_on_two_processes(family: str, tmp_
     config["train_params"].update({"batch_size": 2, "max_steps": 2, "checkpoint_every": 2, "sample_every": 2})
     path = tmp_path / f"{family}.yaml"
     path.write_text(yaml.safe_dump(config))
-    worker = tmp_path / "worker.py"
-    worker.write_text(WORKER)
-    report, run = tmp_path / "report", tmp_path / "run"
-    report.mkdir()
-    command = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(worker),
-               str(path), str(run), str(report)]
-    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=400, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report, _ = train_on_two_processes(path, tmp_path)
     weights = [torch.load(report / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for name, state in weights[0].items():
         for key, value in state.items():
