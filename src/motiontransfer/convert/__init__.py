@@ -24,6 +24,7 @@ from motiontransfer.convert.torch_checkpoint import (
     require_family,
 )
 from motiontransfer.errors import UserError
+from motiontransfer.experiment import DEFAULT_OFFICIAL_CONFIGS, load_experiment
 
 CONVERTERS: Mapping[str, str] = MappingProxyType({
     "fomm": "motiontransfer.convert.fomm:convert_fomm",
@@ -47,8 +48,6 @@ def convert_official(path: str | Path, experiment: Any = None, config_name: str 
         UserError / InputFileError: unreadable file, no converter for the family, another family's checkpoint,
             no config where the family needs one, or weights that do not match the config.
     """
-    from motiontransfer.experiment import DEFAULT_OFFICIAL_CONFIGS, load_experiment  # imports the models
-
     checkpoint = load_torch_checkpoint(path)
     if experiment is None:
         family = family or detect_family(checkpoint)
