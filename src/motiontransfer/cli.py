@@ -330,7 +330,7 @@ def train_predictor(
     from motiontransfer.api import load
     from motiontransfer.checkpoint import save_model_file
     from motiontransfer.models.monkeynet_animator import MonkeyNetAnimator
-    from motiontransfer.training.keypoint_predictor import keypoint_sequences, train_keypoint_predictor
+    from motiontransfer.training.keypoint_predictor import fit_keypoint_predictor
 
     if epochs is not None:
         _positive("--epochs", epochs)
@@ -339,14 +339,9 @@ def train_predictor(
     model = load(checkpoint, config=config, device=device, family=family).model
     if not isinstance(model, MonkeyNetAnimator):
         raise UserError(f"the keypoint predictor belongs to Monkey-Net; {checkpoint} is a {model.family} model")
-    data = data or model.experiment.dataset_params.root_dir
-    if data is None:
-        raise UserError("no training data: give --data DIR|procedural:FAMILY or set dataset_params.root_dir")
-    sequences = keypoint_sequences(model, data, num_videos=num_videos)
-    result = train_keypoint_predictor(model, sequences, epochs=epochs, seed=seed)
-    model.predictor = result.predictor
+    count, result = fit_keypoint_predictor(model, data, num_videos=num_videos, epochs=epochs, seed=seed)
     save_model_file(out, model.to_model_file())
-    typer.echo(f"trained the keypoint predictor on {len(sequences)} videos: loss {result.losses[0]:.4g} -> "
+    typer.echo(f"trained the keypoint predictor on {count} videos: loss {result.losses[0]:.4g} -> "
                f"{result.losses[-1]:.4g}")
     typer.echo(f"wrote {out}")
 

@@ -168,8 +168,9 @@ def _extract(model: AnimationModel, frames: torch.Tensor) -> Any:
         return model.extract_motion(frames.to(model.device))
 
 
-def _batches(frames: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
-    """Stack up to ``batch_size`` frames at a time, pulling no more frames than one batch needs."""
+def stack_batches(frames: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """Stack up to ``batch_size`` (C, H, W) frames at a time into (<= batch_size, C, H, W), pulling no more frames
+    than one batch needs."""
     while batch := list(itertools.islice(frames, batch_size)):
         yield torch.stack(batch)
 
@@ -184,7 +185,7 @@ def _render_stream(model: AnimationModel, state: SourceState, frames: Iterator[t
     source = state.image[0].cpu()
     source_keypoints = model.motion_keypoints(state.motion)[0].cpu()
     index = 0
-    for batch in _batches(frames, batch_size):
+    for batch in stack_batches(frames, batch_size):
         with torch.no_grad():
             driving = batch.to(model.device)
             motion = model.extract_motion(driving)
@@ -238,7 +239,7 @@ def _search_best_frame(model: AnimationModel, state: SourceState, frames: Iterat
             raise UserError("best frame: no landmarks were found in the source image")
         reference = normalize_pose(points)
     best_index, best_motion, best_distance, start = 0, None, float("inf"), 0
-    for batch in _batches(frames, batch_size):
+    for batch in stack_batches(frames, batch_size):
         motion = _extract(model, batch)
         for i, pose in enumerate(_poses(model, motion, batch, landmarks)):
             distance = pose_distance(reference, pose)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,21 +18,10 @@ import torch
 from tqdm import tqdm
 
 from motiontransfer.errors import UserError
+from motiontransfer.inference.pipeline import stack_batches
 from motiontransfer.inference.video import split_videos
 from motiontransfer.models.monkeynet import KeypointPredictor
 from motiontransfer.models.monkeynet_animator import GaussianKeypoints, MonkeyNetAnimator, build_keypoint_predictor
-
-
-def _batches(frames: Iterator[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
-    """Group a stream of (3, H, W) frames into (<= size, 3, H, W) batches."""
-    batch: list[torch.Tensor] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield torch.stack(batch)
-            batch = []
-    if batch:
-        yield torch.stack(batch)
 
 
 def keypoint_sequences(model: MonkeyNetAnimator, data: str | Path, *, num_videos: int | None = None,
@@ -55,7 +43,8 @@ def keypoint_sequences(model: MonkeyNetAnimator, data: str | Path, *, num_videos
     model.eval()
     with torch.no_grad():
         for video in tqdm(videos, desc="keypoints", unit="video", disable=not progress, leave=False):
-            parts = [model.extract_motion(batch.to(model.device)) for batch in _batches(video.frames(), batch_size)]
+            frames = stack_batches(video.frames(), batch_size)
+            parts = [model.extract_motion(batch.to(model.device)) for batch in frames]
             mean = torch.cat([part.mean for part in parts]).cpu()
             var = None if parts[0].var is None else torch.cat([part.var for part in parts]).cpu()  # type: ignore
             sequences.append(GaussianKeypoints(mean, var))
@@ -156,3 +145,25 @@ def train_keypoint_predictor(model: MonkeyNetAnimator, sequences: list[GaussianK
         bar.set_postfix(loss=f"{result.losses[-1]:.4g}")
     predictor.eval()
     return result
+
+
+def fit_keypoint_predictor(model: MonkeyNetAnimator, data: str | Path | None = None, *,
+                           num_videos: int | None = None, epochs: int | None = None, seed: int = 0,
+                           progress: bool = True) -> tuple[int, PredictorTraining]:
+    """Give ``model`` a keypoint predictor trained on the keypoints its detector finds in the training videos of
+    ``data`` (default: the config's ``dataset_params.root_dir``): :func:`keypoint_sequences`, then
+    :func:`train_keypoint_predictor`; the predictor is set as ``model.predictor``.
+
+    Returns:
+        (number of videos used, the training result).
+
+    Raises:
+        UserError: no data given or configured, or videos too short (see :func:`train_keypoint_predictor`).
+    """
+    data = data or model.experiment.dataset_params.root_dir
+    if data is None:
+        raise UserError("no training data: give --data DIR|procedural:FAMILY or set dataset_params.root_dir")
+    sequences = keypoint_sequences(model, data, num_videos=num_videos, progress=progress)
+    result = train_keypoint_predictor(model, sequences, epochs=epochs, seed=seed, progress=progress)
+    model.predictor = result.predictor
+    return len(sequences), result
