@@ -31,8 +31,7 @@ from motiontransfer.api import load
 from motiontransfer.config import load_yaml
 from motiontransfer.evaluation.runner import evaluate
 from motiontransfer.experiment import experiment_from_dict, resolve_config
-from motiontransfer.training import train
-from motiontransfer.training.checkpoints import read_latest
+from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_TITLES = {"l1": "L1", "akd": "AKD", "mkr": "MKR", "aed": "AED", "psnr": "PSNR", "ssim": "SSIM"}
@@ -63,17 +62,10 @@ def slug(name: str) -> str:
 
 def train_variant(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> tuple[Path, float]:
     """Train (or resume, or reuse) one variant: (model file, minutes spent now)."""
-    run = runs / study["name"] / slug(variant["name"])
-    record = read_latest(run) if run.exists() else None
+    config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))
     start = time.perf_counter()
-    if record is None:
-        config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))
-        train(experiment_from_dict(config), out_dir=run, steps=study["steps"])
-    elif record.step < study["steps"]:
-        train(resume=run, steps=study["steps"])
-    record = read_latest(run)
-    assert record is not None
-    return record.model, (time.perf_counter() - start) / 60
+    model = train_to_steps(experiment_from_dict(config), runs / study["name"] / slug(variant["name"]), study["steps"])
+    return model, (time.perf_counter() - start) / 60
 
 
 def _cell(value: float | None, key: str) -> str:

@@ -39,8 +39,7 @@ from motiontransfer.demo import run_demo
 from motiontransfer.evaluation.metrics import l1_error, psnr
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, weights_dir
-from motiontransfer.training import train
-from motiontransfer.training.checkpoints import read_latest
+from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE_NETWORKS = ("kp_detector", "generator")
@@ -100,16 +99,9 @@ def keypoint_spread(model: Animator, test: ProceduralSource) -> float:
 
 def train_family(family: str, steps: int, runs: Path) -> tuple[Path, float]:
     """Train (or resume, or reuse) ``synthetic-<family>-64`` to ``steps`` steps; (model file, seconds spent)."""
-    run = runs / family
-    record = read_latest(run) if run.exists() else None
     start = time.perf_counter()
-    if record is None:
-        train(f"synthetic-{family}-64", out_dir=run, steps=steps)
-    elif record.step < steps:
-        train(resume=run, steps=steps)
-    record = read_latest(run)
-    assert record is not None
-    return record.model, time.perf_counter() - start
+    model = train_to_steps(f"synthetic-{family}-64", runs / family, steps)
+    return model, time.perf_counter() - start
 
 
 def logged_training_minutes(run: Path) -> float:

@@ -26,8 +26,7 @@ import yaml
 from motiontransfer.api import load
 from motiontransfer.checkpoint import save_model_file
 from motiontransfer.evaluation.runner import evaluate, evaluate_prediction
-from motiontransfer.training import train
-from motiontransfer.training.checkpoints import read_latest
+from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("l1", "psnr", "ssim", "akd", "mkr", "aed")
@@ -38,27 +37,19 @@ def model_path(entry: dict[str, Any], family: str, runs: Path) -> tuple[str, str
     spec = entry["sets"][family]
     if "checkpoint" in spec:
         return spec["checkpoint"], spec.get("budget", "bundled model")
-    run = runs / entry["name"] / family
-    record = read_latest(run) if run.exists() else None
-    if record is None:
-        train(spec["config"], out_dir=run, steps=spec["steps"])
-    elif record.step < spec["steps"]:
-        train(resume=run, steps=spec["steps"])
-    record = read_latest(run)
-    assert record is not None
-    return str(record.model), spec.get("budget", f"{spec['config']}, {spec['steps']} steps")
+    model = train_to_steps(spec["config"], runs / entry["name"] / family, spec["steps"])
+    return str(model), spec.get("budget", f"{spec['config']}, {spec['steps']} steps")
 
 
 def with_predictor(model: Any, run: Path, spec: dict[str, Any]) -> Any:
     """The model with its image-to-video keypoint predictor, trained on its own training videos' keypoints for
     ``spec['epochs']`` epochs (reused from ``run``'s ``predictor.mt`` when present)."""
-    from motiontransfer.training.keypoint_predictor import keypoint_sequences, train_keypoint_predictor
+    from motiontransfer.training.keypoint_predictor import fit_keypoint_predictor
 
     path = run / "predictor.mt"
     if path.is_file():
         return load(path, device="cpu").model
-    sequences = keypoint_sequences(model, model.experiment.dataset_params.root_dir)
-    model.predictor = train_keypoint_predictor(model, sequences, epochs=spec["epochs"]).predictor
+    fit_keypoint_predictor(model, epochs=spec["epochs"])
     save_model_file(path, model.to_model_file())
     return model
 

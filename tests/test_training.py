@@ -373,3 +373,15 @@ def test_channels_last_keeps_the_numbers_and_skips_five_dimensional_weights() ->
     conv = generator.enc.net_app.convs[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert generator.dec.conv1.conv.weight.dim() == 5  # modulated conv weights untouched
+
+
+def test_train_to_steps_starts_reuses_and_resumes_a_run(tmp_path: Path) -> None:
+    from motiontransfer.training import train_to_steps
+
+    run = tmp_path / "run"
+    first = train_to_steps(tiny_experiment(checkpoint_every=2), run, 2, progress=False)
+    assert first.name == "step-00000002.mt"
+    modified = first.stat().st_mtime_ns
+    assert train_to_steps(tiny_experiment(), run, 2, progress=False) == first  # done already: reused as is
+    assert first.stat().st_mtime_ns == modified
+    assert train_to_steps(tiny_experiment(), run, 4, progress=False).name == "step-00000004.mt"  # resumed

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from motiontransfer.config import to_dict
 from motiontransfer.errors import UserError
 
-__all__ = ["StepResult", "TrainResult", "TrainingTask", "train"]
+__all__ = ["StepResult", "TrainResult", "TrainingTask", "train", "train_to_steps"]
 
 _TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
                              "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask",
@@ -297,6 +297,26 @@ def train(experiment: Any = None, data: str | Path | None = None, out_dir: str |
         return result
     finally:
         shutdown_distributed(context)
+
+
+def train_to_steps(experiment: Any, run_dir: str | Path, steps: int, *, progress: bool = True) -> Path:
+    """Bring the run folder ``run_dir`` to ``steps`` optimisation steps: start it from ``experiment`` (an object, a
+    bundled config name or a YAML path) when it has no checkpoint, resume it when it has fewer steps, reuse it
+    otherwise.
+
+    Returns:
+        The model file of its latest checkpoint.
+    """
+    from motiontransfer.training.checkpoints import read_latest
+
+    record = read_latest(run_dir) if Path(run_dir).exists() else None
+    if record is None:
+        train(experiment, out_dir=run_dir, steps=steps, progress=progress)
+    elif record.step < steps:
+        train(resume=run_dir, steps=steps, progress=progress)
+    record = read_latest(run_dir)
+    assert record is not None
+    return record.model
 
 
 def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
