@@ -174,19 +174,26 @@ class RunParams:
 
 
 @dataclass
-class TrainParams(RunParams):
-    """Official FOMM training parameters (plus :class:`RunParams`' and the offline VGG weights, ours)."""
+class PerceptualParams:
+    """The perceptual pyramid loss's image pyramid (``scales``, FOMM's key) and, ours, where VGG19's weights are
+    (``vgg_weights``; else the torch hub cache) and what to do without them (``perceptual_fallback``). Shared by the
+    families that train with it (FOMM, LIA); the per-layer weights are in each family's ``loss_weights``."""
+
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
+    vgg_weights: str | None = None
+    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
+
+
+@dataclass
+class TrainParams(RunParams, PerceptualParams):
+    """Official FOMM training parameters, plus :class:`RunParams` and :class:`PerceptualParams`."""
 
     lr_generator: float = 2.0e-4
     lr_discriminator: float = 2.0e-4
     lr_kp_detector: float = 2.0e-4
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
     checkpoint_freq: int = 50
     transform_params: TransformParams | None = field(default_factory=TransformParams)
     loss_weights: LossWeights = field(default_factory=LossWeights)
-    # ours
-    vgg_weights: str | None = None
-    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
 
 
 # -------------------------------------------------------------------------------------- test / animation
@@ -349,18 +356,15 @@ class LIALossWeights:
 
 
 @dataclass
-class LIATrainParams(RunParams):
+class LIATrainParams(RunParams, PerceptualParams):
     """LIA's training arguments (the official train.py's: lr 0.002 scaled, as StyleGAN2, by g_reg_every /
     (g_reg_every + 1) and d_reg_every / (d_reg_every + 1), with betas (0, 0.99) raised to the same power), plus
-    :class:`RunParams` and the perceptual loss's VGG weights (same loader and fallback as FOMM)."""
+    :class:`RunParams` and :class:`PerceptualParams` (same VGG loader and fallback as FOMM)."""
 
     lr: float = 0.002
     g_reg_every: int = 4
     d_reg_every: int = 16
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
     loss_weights: LIALossWeights = field(default_factory=LIALossWeights)
-    vgg_weights: str | None = None
-    perceptual_fallback: Literal["l1_pyramid", "none"] = "l1_pyramid"
 
 
 @dataclass
