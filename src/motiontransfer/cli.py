@@ -350,9 +350,12 @@ def train_predictor(
 def predict(
     checkpoint: CheckpointOption,
     source: Annotated[Path, typer.Option(help="Source image (the first frame).")],
-    out: Annotated[Path, typer.Option(help="Output video.")],
+    out: Annotated[Path, typer.Option(help="Output video; with --samples N > 1 a folder of N videos and a "
+                                           "contact sheet.")],
     frames: Annotated[int, typer.Option(help="Frames to generate.")] = 32,
-    action: Annotated[str | None, typer.Option(help="Action of class-conditional models.")] = None,
+    action: Annotated[str | None, typer.Option(help="Action of class-conditional models (KPVP).")] = None,
+    samples: Annotated[int, typer.Option(help="Futures to generate (stochastic models: seeds SEED, SEED+1, ...).")]
+    = 1,
     seed: Annotated[int, typer.Option(help="Sample of stochastic models.")] = 0,
     config: ConfigOption = None,
     family: FamilyOption = None,
@@ -360,14 +363,22 @@ def predict(
                                                                "predicted keypoints.")] = False,
     device: DeviceOption = None,
 ) -> None:
-    """Image-to-video: generate a video from one image with an image-to-video model."""
+    """Image-to-video: generate a video (or several futures) from one image with an image-to-video model."""
     from motiontransfer.api import load
-    from motiontransfer.inference.video import predict_video_file
+    from motiontransfer.inference.video import predict_samples, predict_video_file
 
     _positive("--frames", frames)
+    _positive("--samples", samples)
     model = load(checkpoint, config=config, device=device, family=family).model
-    for path in predict_video_file(model, source, out, num_frames=frames, action=action, seed=seed,
-                                   visualize=visualize):
+    if samples > 1:
+        if out.suffix and not out.is_dir():
+            raise UserError(f"--out {out}: with --samples {samples} the output is a folder; give a name without "
+                            "an extension")
+        paths = predict_samples(model, source, out, samples=samples, num_frames=frames, action=action, seed=seed)
+    else:
+        paths = predict_video_file(model, source, out, num_frames=frames, action=action, seed=seed,
+                                   visualize=visualize)
+    for path in paths:
         typer.echo(f"wrote {path}")
 
 
@@ -411,18 +422,42 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config].")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")]
     = None,
+    stage: Annotated[list[int] | None, typer.Option(help="KPVP only: run only this stage (repeatable): 1 detector "
+                                                         "+ translator, 2 pseudo-labels, 3 motion generator "
+                                                         "[default: all three].")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda [default: cuda if available].")] = None,
 ) -> None:
     """Train a model (run under 'torchrun --nproc-per-node N' for several processes)."""
-    from motiontransfer.training import train as run_training
-
     if config is None and resume is None:
         raise UserError("give --config (to start a run) or --resume RUN (to continue one)")
     if resume is None and out is None:
         raise UserError("--out is required to start a run")
     if steps is not None:
         _positive("--steps", steps)
+    if _run_family(config, resume) == "kpvp":
+        _train_kpvp(config, data, out, steps, resume, stage or [1, 2, 3], device)
+        return
+    if stage and stage != [1]:
+        raise UserError("--stage 2 and 3 belong to KPVP; other families train in one stage")
+    from motiontransfer.training import train as run_training
+
     result = run_training(config, data=data, out_dir=out, steps=steps, resume=resume, device=device)
+    _report_training(result)
+
+
+def _run_family(config: str | None, resume: Path | None) -> str:
+    """The family of the config to train, or of the run to resume."""
+    from motiontransfer.experiment import load_experiment
+    from motiontransfer.training.checkpoints import read_latest
+
+    if config is not None:
+        return load_experiment(config).family
+    record = read_latest(resume) if resume is not None and resume.is_dir() else None
+    return record.family if record is not None else ""
+
+
+def _report_training(result: Any) -> None:
+    """Print the steps trained, the last losses and the model written by a stage-1 training."""
     if result.checkpoint is not None:
         losses = ", ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
         typer.echo(f"trained steps {result.start_step}..{result.step} ({result.seconds_per_step:.3f} s/step); "
@@ -430,6 +465,24 @@ def train(
         typer.echo(f"wrote {result.checkpoint.model}")
     elif result.start_step >= result.step and result.run_dir is not None:
         typer.echo(f"{result.run_dir}: already trained for {result.step} steps")
+
+
+def _train_kpvp(config: str | None, data: str | None, out: Path | None, steps: int | None, resume: Path | None,
+                stages: list[int], device: str | None) -> None:
+    """KPVP's stages (see :func:`motiontransfer.training.kpvp.run_stages`), with a line per stage."""
+    from motiontransfer.training.kpvp import run_stages
+
+    result = run_stages(config, data=data, out_dir=out, steps=steps, resume=resume, stages=stages, device=device)
+    if result.stage1 is not None:
+        _report_training(result.stage1)
+    if 2 in result.outputs:
+        typer.echo(f"stage 2: wrote {result.outputs[2]}")
+    if 3 in result.outputs and result.motion is not None:
+        first, last = result.motion.history[0], result.motion.history[-1]
+        change = ", ".join(f"{name} {first[name]:.4g} -> {last[name]:.4g}" for name in last)
+        typer.echo(f"stage 3: {change}")
+        typer.echo(f"stage 3: wrote {result.outputs[3]}")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""

@@ -21,10 +21,11 @@ from motiontransfer.config import from_dict, load_yaml
 from motiontransfer.data.datasets import AugmentationConfig, JitterConfig
 from motiontransfer.errors import ConfigError, InputFileError, UserError
 from motiontransfer.models.fomm import FOMMConfig
+from motiontransfer.models.kpvp import KPVPConfig
 from motiontransfer.models.lia import LIAConfig
 from motiontransfer.models.monkeynet import MonkeyNetConfig
 
-Family = Literal["fomm", "monkeynet", "lia"]
+Family = Literal["fomm", "monkeynet", "lia", "kpvp"]
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -384,9 +385,92 @@ class LIAExperiment:
         return self.model_params.size
 
 
-Experiment = FommExperiment | MonkeyNetExperiment | LIAExperiment
+# ------------------------------------------------------------------------------------------------------- KPVP
+@dataclass
+class KPVPLossWeights:
+    """Stage 1's generator loss (Eq. 4): the perceptual loss (``perceptual`` per VGG19 layer; lambda_1 = 1 in the
+    paper) + ``generator_gan`` * the logistic GAN loss; ``discriminator_gan`` weighs the image discriminator's loss
+    (0 switches the GAN off)."""
+
+    perceptual: list[float] = field(default_factory=lambda: [1.0] * 5)
+    generator_gan: float = 1.0
+    discriminator_gan: float = 1.0
+
+
+@dataclass
+class KPVPTrainParams(RunParams, PerceptualParams):
+    """Stage 1 (detector + translator): Adam (0.5, 0.999) with ``lr`` (1e-4) multiplied by ``lr_decay`` (0.95)
+    every ``lr_decay_every`` (20000) steps, as the paper; plus :class:`RunParams` and :class:`PerceptualParams`
+    (the paper's perceptual loss is single-scale: ``scales`` [1])."""
+
+    scales: list[float] = field(default_factory=lambda: [1.0])
+    lr: float = 1.0e-4
+    lr_decay: float = 0.95
+    lr_decay_every: int = 20000
+    loss_weights: KPVPLossWeights = field(default_factory=KPVPLossWeights)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.lr_decay <= 1 or self.lr_decay_every < 1:
+            raise ValueError("lr_decay must be in (0, 1] and lr_decay_every at least 1")
+
+
+@dataclass
+class MotionLossWeights:
+    """Stage 3's loss (Eq. 5): ``kl`` * KL + ``l1`` (lambda_2 = 1000) * L1 + ``generator_gan`` (lambda_3 = 2) *
+    the sequence GAN; ``discriminator_gan`` weighs D_seq's loss."""
+
+    kl: float = 1.0
+    l1: float = 1000.0
+    generator_gan: float = 2.0
+    discriminator_gan: float = 1.0
+
+
+@dataclass
+class MotionTrainParams:
+    """Stage 3 (the motion generator on stage 2's pseudo-labels): windows of 1 + ``num_frames`` detected
+    keypoint frames (k_0 and the T futures), ``num_steps`` Adam (0.5, 0.999) steps of ``batch_size`` windows, lr
+    decayed as stage 1's."""
+
+    num_frames: int = 32
+    num_steps: int = 20000
+    batch_size: int = 32
+    lr: float = 1.0e-4
+    lr_decay: float = 0.95
+    lr_decay_every: int = 20000
+    seed: int = 0
+    loss_weights: MotionLossWeights = field(default_factory=MotionLossWeights)
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "num_steps", "batch_size", "lr_decay_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class KPVPExperiment:
+    """A whole KPVP experiment (ours: the official code is TensorFlow with flags). ``train_params`` drives stage 1,
+    ``motion_params`` stage 3; ``animate_params`` the relative / absolute transfer of the translator used as an
+    animator (keypoints of the driving frames instead of generated ones)."""
+
+    model_params: KPVPConfig = field(default_factory=KPVPConfig)
+    family: Literal["kpvp"] = "kpvp"
+    dataset_params: DatasetParams = field(default_factory=DatasetParams)
+    train_params: KPVPTrainParams = field(default_factory=KPVPTrainParams)
+    motion_params: MotionTrainParams = field(default_factory=MotionTrainParams)
+    reconstruction_params: ReconstructionParams = field(default_factory=ReconstructionParams)
+    animate_params: AnimateParams = field(default_factory=AnimateParams)
+    visualizer_params: VisualizerParams = field(default_factory=VisualizerParams)
+
+    @property
+    def frame_size(self) -> int:
+        """Square frame side from ``dataset_params`` (default 128, the paper's)."""
+        return self.dataset_params.frame_size or 128
+
+
+Experiment = FommExperiment | MonkeyNetExperiment | LIAExperiment | KPVPExperiment
 _EXPERIMENT_TYPES: dict[str, type[Any]] = {"fomm": FommExperiment, "monkeynet": MonkeyNetExperiment,
-                                           "lia": LIAExperiment}
+                                           "lia": LIAExperiment, "kpvp": KPVPExperiment}
 DEFAULT_OFFICIAL_CONFIGS: dict[str, str] = {"lia": "lia-vox-256"}
 """Configs used for official checkpoints given without one: LIA's vox, taichi and ted models share the official
 256 px architecture."""

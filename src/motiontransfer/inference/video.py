@@ -80,11 +80,13 @@ class ReconstructionResult:
 
 @dataclass(frozen=True)
 class SplitVideo:
-    """A test video: its name, frame rate and a factory of fresh (3, H, W) frame streams."""
+    """A video of a split: its name, frame rate, a factory of fresh (3, H, W) frame streams and its action class
+    (procedural videos; None for video files, which carry no labels)."""
 
     name: str
     fps: float
     frames: Callable[[], Iterator[torch.Tensor]]
+    action: str | None = None
 
 
 def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | Path | None = None, *,
@@ -141,7 +143,7 @@ def _procedural_video(source: ProceduralSource, index: int) -> SplitVideo:
     def frames() -> Iterator[torch.Tensor]:
         return (frame.tensor() for frame in source.frames(index))
 
-    return SplitVideo(video.name, video.fps, frames)
+    return SplitVideo(video.name, video.fps, frames, video.action)
 
 
 def _file_video(path: Path, size: int) -> SplitVideo:
@@ -151,11 +153,12 @@ def _file_video(path: Path, size: int) -> SplitVideo:
 
 def predict_video_file(model: AnimationModel, source: str | Path, out: str | Path, *, num_frames: int = 32,
                        action: str | None = None, seed: int = 0, fps: float = DEFAULT_FPS,
-                       visualize: bool = False, batch_size: int = 8) -> list[Path]:
+                       visualize: bool = False) -> list[Path]:
     """Image-to-video: generate ``num_frames`` frames from the image file ``source`` and write ``out``.
 
     Args:
-        model: an image-to-video model (one with ``predict_video``, e.g. Monkey-Net with its keypoint predictor).
+        model: an image-to-video model (one with ``predict_video``: Monkey-Net with its keypoint predictor, KPVP
+            with its motion generator).
         action: the action of class-conditional models (ignored by unconditional ones).
         seed: picks the sample of stochastic models.
         visualize: also write :func:`visualization_path`: the frames with the predicted keypoints drawn (for
@@ -167,17 +170,10 @@ def predict_video_file(model: AnimationModel, source: str | Path, out: str | Pat
     Raises:
         UserError: a model that animates from a driving video only, or a bad ``num_frames``.
     """
-    from motiontransfer.evaluation.prediction import check_predictor  # evaluation imports this module
-
-    predictor = check_predictor(model)
-    if num_frames < 1:
-        raise UserError(f"--frames must be at least 1, got {num_frames}")
-    image = read_image(source, size=model.size)
-    frames = predictor.predict_video(image, num_frames, action, seed=seed)
+    image, frames, points = _generate(model, source, num_frames, action, seed, keypoints=visualize)
     with contextlib.ExitStack() as outputs:
         writer = outputs.enter_context(VideoWriter(out, fps=fps))
         viz = outputs.enter_context(VideoWriter(visualization_path(out), fps=fps)) if visualize else None
-        points = _predicted_points(model, image, num_frames) if viz is not None else None
         for index, frame in enumerate(frames):
             writer.write(frame)
             if viz is not None:
@@ -186,12 +182,61 @@ def predict_video_file(model: AnimationModel, source: str | Path, out: str | Pat
     return [writer.path] + ([viz.path] if viz is not None else [])
 
 
-def _predicted_points(model: AnimationModel, image: torch.Tensor, num_frames: int) -> list[Any] | None:
+def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Path, *, samples: int,
+                    num_frames: int = 32, action: str | None = None, seed: int = 0, fps: float = DEFAULT_FPS,
+                    sheet_columns: int = 8) -> list[Path]:
+    """Several futures of one image: ``OUT/sample-<i>.mp4`` for seeds ``seed .. seed + samples - 1`` and
+    ``OUT/contact-sheet.png`` (one row per sample: the source, then ``sheet_columns`` evenly spaced frames with the
+    predicted keypoints drawn). The folder is written atomically (an older one is replaced only when complete).
+
+    Returns:
+        The folder and the files in it.
+
+    Raises:
+        UserError: a model without image-to-video generation, or bad counts.
+    """
+    from motiontransfer.data.video_io import write_image
+    from motiontransfer.fileio import atomic_output
+
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    columns = torch.linspace(0, num_frames - 1, min(sheet_columns, num_frames)).round().long().tolist()
+    rows = []
+    with atomic_output(out_dir, directory=True) as temp:
+        for index in range(samples):
+            image, frames, points = _generate(model, source, num_frames, action, seed + index, keypoints=True)
+            with VideoWriter(temp / f"sample-{index}.mp4", fps=fps) as writer:
+                for frame in frames:
+                    writer.write(frame)
+            rows.append([image] + [frames[i] if points is None else draw_keypoints(frames[i], points[i])
+                                   for i in columns])
+        write_image(temp / "contact-sheet.png", image_grid(rows))
+    folder = Path(out_dir)
+    return [folder, *sorted(folder.iterdir())]
+
+
+def _generate(model: AnimationModel, source: str | Path, num_frames: int, action: str | None, seed: int, *,
+              keypoints: bool) -> tuple[torch.Tensor, torch.Tensor, list[Any] | None]:
+    """(source image (3, S, S), generated frames (T, 3, S, S), pixel keypoints per frame or None)."""
+    from motiontransfer.evaluation.prediction import check_predictor  # evaluation imports this module
+
+    predictor = check_predictor(model)
+    if num_frames < 1:
+        raise UserError(f"--frames must be at least 1, got {num_frames}")
+    image = read_image(source, size=model.size)
+    frames = predictor.predict_video(image, num_frames, action, seed=seed)
+    points = _predicted_points(model, image, num_frames, action, seed) if keypoints else None
+    return image, frames, points
+
+
+def _predicted_points(model: AnimationModel, image: torch.Tensor, num_frames: int, action: str | None,
+                      seed: int) -> list[Any] | None:
     """Pixel coordinates of the predicted keypoints per frame, for models with ``predict_motion``."""
     predict_motion = getattr(model, "predict_motion", None)
     if predict_motion is None:
         return None
     with torch.no_grad():
-        motion = predict_motion(model.encode_source(image[None].to(model.device)), num_frames)
+        motion = predict_motion(model.encode_source(image[None].to(model.device)), num_frames, action=action,
+                                seed=seed)
         keypoints = model.motion_keypoints(motion).cpu()
     return [normalized_to_pixels(points, model.size, model.size) for points in keypoints]

@@ -41,6 +41,7 @@ MODEL_FAMILIES: Mapping[str, str] = MappingProxyType({
     "fomm": "motiontransfer.models.fomm_animator:FOMMAnimator",
     "monkeynet": "motiontransfer.models.monkeynet_animator:MonkeyNetAnimator",
     "lia": "motiontransfer.models.lia_animator:LIAAnimator",
+    "kpvp": "motiontransfer.models.kpvp_animator:KPVPAnimator",
 })
 
 M = TypeVar("M", bound="Motion")

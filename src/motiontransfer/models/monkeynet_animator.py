@@ -164,8 +164,10 @@ class MonkeyNetAnimator(AnimationModel):
 
     # ------------------------------------------------------------------------------------------ image-to-video
 
-    def predict_motion(self, source_state: SourceState, num_frames: int) -> GaussianKeypoints:
+    def predict_motion(self, source_state: SourceState, num_frames: int, action: str | None = None,
+                       seed: int = 0) -> GaussianKeypoints:
         """The keypoints of ``num_frames`` frames predicted from the source's (the first frame is the source's).
+        The predictor is deterministic and unconditional: ``action`` and ``seed`` are ignored.
 
         Covariances: with ``prediction_params.predict_variance`` the source's are kept for every frame (what the
         official code does under that key), otherwise the predicted ones, clipped as the detector's.

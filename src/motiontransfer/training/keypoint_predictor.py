@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,34 +21,43 @@ from tqdm import tqdm
 
 from motiontransfer.errors import UserError
 from motiontransfer.inference.pipeline import stack_batches
-from motiontransfer.inference.video import split_videos
+from motiontransfer.inference.video import SplitVideo, split_videos
+from motiontransfer.models.base import AnimationModel
 from motiontransfer.models.monkeynet import KeypointPredictor
 from motiontransfer.models.monkeynet_animator import GaussianKeypoints, MonkeyNetAnimator, build_keypoint_predictor
 
 
-def keypoint_sequences(model: MonkeyNetAnimator, data: str | Path, *, num_videos: int | None = None,
-                       batch_size: int = 16, progress: bool = True) -> list[GaussianKeypoints]:
+def keypoint_sequences(model: AnimationModel, data: str | Path, *, num_videos: int | None = None,
+                       batch_size: int = 16, progress: bool = True) -> list[Any]:
     """The detector's keypoints on every frame of the training videos of ``data``.
 
     Args:
-        model: a trained Monkey-Net model (its detector is used in eval mode).
+        model: a trained model (used in eval mode).
         data: a dataset folder (its train split) or a ``procedural:`` spec (its train split at the model's size).
         num_videos: only the first N videos.
         batch_size: frames per detector call.
         progress: show a progress bar over the videos (stderr).
 
     Returns:
-        One :class:`GaussianKeypoints` of batch T (the video's frames) per video, on the CPU.
+        One motion of batch T (the video's frames; Monkey-Net, KPVP: :class:`GaussianKeypoints`) per video, on the
+        CPU.
     """
-    videos = split_videos(data, model.size, "train", num_videos)
+    return detect_sequences(model, split_videos(data, model.size, "train", num_videos), batch_size=batch_size,
+                            progress=progress)
+
+
+def detect_sequences(model: AnimationModel, videos: Sequence[SplitVideo], *, batch_size: int = 16,
+                     progress: bool = True) -> list[Any]:
+    """:func:`keypoint_sequences` of given videos: ``model.extract_motion`` of every frame, streamed in batches,
+    concatenated per video on the CPU (the motion must have ``mean`` and optional ``var`` tensors)."""
     sequences = []
     model.eval()
     with torch.no_grad():
         for video in tqdm(videos, desc="keypoints", unit="video", disable=not progress, leave=False):
-            frames = stack_batches(video.frames(), batch_size)
-            parts = [model.extract_motion(batch.to(model.device)) for batch in frames]
+            parts = [model.extract_motion(batch.to(model.device))
+                     for batch in stack_batches(video.frames(), batch_size)]
             mean = torch.cat([part.mean for part in parts]).cpu()
-            var = None if parts[0].var is None else torch.cat([part.var for part in parts]).cpu()  # type: ignore
+            var = None if parts[0].var is None else torch.cat([part.var for part in parts]).cpu()
             sequences.append(GaussianKeypoints(mean, var))
     return sequences
 

@@ -56,6 +56,13 @@ def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], step_milest
             for name, optimizer in optimizers.items()}
 
 
+def decay_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], every: int, gamma: float
+                     ) -> dict[str, torch.optim.lr_scheduler.StepLR]:
+    """StepLR for every optimiser: the learning rate times ``gamma`` every ``every`` steps (KPVP: 0.95 / 20000)."""
+    return {name: torch.optim.lr_scheduler.StepLR(optimizer, step_size=every, gamma=gamma)
+            for name, optimizer in optimizers.items()}
+
+
 def step_seed(seed: int, rank: int, step: int) -> int:
     """A 32-bit seed for the random draws of step ``step`` of process ``rank`` (reproducible, independent)."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])

@@ -43,7 +43,8 @@ __all__ = ["StepResult", "TrainResult", "TrainingTask", "train", "train_to_steps
 
 _TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
                              "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask",
-                             "lia": "motiontransfer.training.lia:LIATask"}
+                             "lia": "motiontransfer.training.lia:LIATask",
+                             "kpvp": "motiontransfer.training.kpvp:KPVPTask"}
 
 
 @dataclass
