@@ -6,6 +6,10 @@ variant is trained from scratch for the budget (run folders under ``--runs`` are
 the reconstruction protocol of held-out test identities; the paper's numbers sit next to ours. Adding a study means
 adding an entry, not code.
 
+A study with ``prediction: true`` (image-to-video families) also builds each variant's image-to-video part (KPVP:
+stages 2 and 3) and adds the prediction protocol's ``action_accuracy`` and ``diversity`` (4 samples of 32 frames
+per test video) to the metrics it may list.
+
 Results go to ``benchmarks/results/ablations.json``; ``benchmarks/quality.py`` puts the tables in docs/results.md.
 
 Usage:
@@ -29,12 +33,14 @@ import yaml
 
 from motiontransfer.api import load
 from motiontransfer.config import load_yaml
-from motiontransfer.evaluation.runner import evaluate
+from motiontransfer.evaluation.runner import evaluate, evaluate_prediction
 from motiontransfer.experiment import experiment_from_dict, resolve_config
 from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
-METRIC_TITLES = {"l1": "L1", "akd": "AKD", "mkr": "MKR", "aed": "AED", "psnr": "PSNR", "ssim": "SSIM"}
+METRIC_TITLES = {"l1": "L1", "akd": "AKD", "mkr": "MKR", "aed": "AED", "psnr": "PSNR", "ssim": "SSIM",
+                 "action_accuracy": "action accuracy", "diversity": "diversity (px)"}
+PREDICTION_METRICS = ("action_accuracy", "diversity")
 
 
 def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -60,18 +66,41 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def variant_run(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> Path:
+    """The run folder of one variant."""
+    return runs / study["name"] / slug(variant["name"])
+
+
 def train_variant(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> tuple[Path, float]:
     """Train (or resume, or reuse) one variant: (model file, minutes spent now)."""
     config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))
     start = time.perf_counter()
-    model = train_to_steps(experiment_from_dict(config), runs / study["name"] / slug(variant["name"]), study["steps"])
+    model = train_to_steps(experiment_from_dict(config), variant_run(study, variant, runs), study["steps"])
     return model, (time.perf_counter() - start) / 60
+
+
+def score_variant(study: dict[str, Any], model_path: Path, run: Path, videos: int, frames: int) -> dict[str, float]:
+    """The study's metrics of one trained variant (and ``copy_l1``): reconstruction, plus the prediction
+    protocol with ``prediction: true``."""
+    from quality import with_predictor  # a sibling script of this one
+
+    model = load(model_path, device="cpu").model
+    data = f"procedural:{study['data']}:videos={videos},frames={frames}"
+    metrics = [m for m in study["metrics"] if m not in PREDICTION_METRICS]
+    summary = evaluate(model, data, "reconstruction", metrics, batch_size=16).summary
+    scores = {key: summary[key] for key in (*metrics, "copy_l1")}
+    if study.get("prediction"):
+        predictor = with_predictor(model, run, {})
+        prediction = evaluate_prediction(predictor, f"procedural:{study['data']}:videos={videos},frames=32",
+                                         samples=4).summary
+        scores.update({key: prediction[key] for key in PREDICTION_METRICS})
+    return scores
 
 
 def _cell(value: float | None, key: str) -> str:
     if value is None:
         return "-"
-    return f"{value:.2f}" if key in ("akd", "psnr") else f"{value:.3f}" if key != "l1" else f"{value:.4f}"
+    return f"{value:.2f}" if key in ("akd", "psnr", "diversity") else f"{value:.3f}" if key != "l1" else f"{value:.4f}"
 
 
 def markdown(study: dict[str, Any], result: dict[str, Any]) -> list[str]:
@@ -92,8 +121,10 @@ def markdown(study: dict[str, Any], result: dict[str, Any]) -> list[str]:
     copy_l1 = next(iter(result.get("variants", {}).values()), {}).get("copy_l1")
     lines += ["", f"Ours: procedural {study['data']}, each variant trained from scratch for {study['steps']} steps "
               f"(config {study['base']}); reconstruction of {result['videos']} held-out test videos x "
-              f"{result['frames']} frames (copy-the-source L1 {_cell(copy_l1, 'l1')}); {result['machine']}. "
-              f"Paper columns: {study['paper_title']}, its full training.", ""]
+              f"{result['frames']} frames (copy-the-source L1 {_cell(copy_l1, 'l1')})"
+              + ("; action accuracy and diversity from the prediction protocol (4 samples x 32 frames per test "
+                 "video)" if study.get("prediction") else "")
+              + f"; {result['machine']}. Paper columns: {study['paper_title']}, its full training.", ""]
     return lines
 
 
@@ -116,12 +147,11 @@ def main() -> None:
             continue
         result = {"videos": args.videos, "frames": args.frames, "steps": study["steps"], "variants": {},
                   "minutes": {}, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
-        data = f"procedural:{study['data']}:videos={args.videos},frames={args.frames}"
         for variant in study["variants"]:
             model_path, minutes = train_variant(study, variant, args.runs)
-            model = load(model_path, device="cpu").model
-            summary = evaluate(model, data, "reconstruction", study["metrics"], batch_size=16).summary
-            result["variants"][variant["name"]] = {key: summary[key] for key in (*study["metrics"], "copy_l1")}
+            result["variants"][variant["name"]] = score_variant(study, model_path,
+                                                                variant_run(study, variant, args.runs),
+                                                                args.videos, args.frames)
             result["minutes"][variant["name"]] = minutes
             print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
         stored[study["name"]] = result

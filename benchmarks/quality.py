@@ -5,7 +5,7 @@ Models are listed in ``benchmarks/quality.yaml``: each entry names a family row 
 checkpoint (a bundled model name or a model file) or a config to train for ``steps`` steps (run folders under
 ``--runs`` are reused). A set may add ``prediction: {epochs: N}`` for image-to-video models: the keypoint
 predictor is trained on the model's training videos (once; kept in the run folder) and the prediction protocol is
-scored. Adding a family means adding an entry, not code.
+scored (KPVP: ``prediction: {}`` runs its stages 2 and 3). Adding a family means adding an entry, not code.
 
 Usage:
     python benchmarks/quality.py [--models benchmarks/quality.yaml] [--sets faces puppets] [--videos 16]
@@ -42,8 +42,18 @@ def model_path(entry: dict[str, Any], family: str, runs: Path) -> tuple[str, str
 
 
 def with_predictor(model: Any, run: Path, spec: dict[str, Any]) -> Any:
-    """The model with its image-to-video keypoint predictor, trained on its own training videos' keypoints for
-    ``spec['epochs']`` epochs (reused from ``run``'s ``predictor.mt`` when present)."""
+    """The model with its image-to-video part, trained once and kept in the run folder ``run``.
+
+    Monkey-Net: the keypoint predictor, trained on its own training videos' keypoints for ``spec['epochs']``
+    epochs (``run/predictor.mt``). KPVP: stages 2 and 3 on the run's latest checkpoint (``run/kpvp.mt``; the motion
+    generator's steps are the config's ``motion_params.num_steps``).
+    """
+    if model.family == "kpvp":
+        from motiontransfer.training.kpvp import MODEL_NAME, run_stages
+
+        if not (run / MODEL_NAME).is_file():
+            run_stages(resume=run, stages=[2, 3], device="cpu")
+        return load(run / MODEL_NAME, device="cpu").model
     from motiontransfer.training.keypoint_predictor import fit_keypoint_predictor
 
     path = run / "predictor.mt"
@@ -71,7 +81,8 @@ def prediction_lines(results: dict[str, Any]) -> list[str]:
                      f"{s['still_error_best']:.2f} / {s['still_error_mean']:.2f} |")
     return [*lines, "", "From the first frame of each test video, 4 samples of 32 frames; keypoints by the bundled "
             "regressor, actions by the bundled classifier trained on ground-truth sequences (docs/evaluation.md). "
-            "Monkey-Net's predictor is deterministic (diversity 0).", ""]
+            "Monkey-Net's predictor is deterministic (diversity 0); KPVP draws z per sample and is conditioned on the "
+            "test video's action.", ""]
 
 
 def row(name: str, summary: dict[str, float], prefix: str = "") -> str:
