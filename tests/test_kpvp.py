@@ -293,6 +293,22 @@ def test_model_file_round_trip_and_predict_video() -> None:
         KPVPAnimator(experiment).eval().predict_video(image, 3, action="jump")
 
 
+def test_the_visualisation_shows_the_background_mask() -> None:
+    from motiontransfer.visualize import animation_grid
+
+    model = KPVPAnimator(tiny()).eval()
+    source = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        state = model.encode_source(source)
+        out = model.render(state, state.motion)
+    assert out["background_mask"].shape == (1, 1, 32, 32) and out["generated"].shape == (1, 3, 32, 32)
+    item = {"source": source[0], "driving": source[0], "prediction": out["prediction"][0],
+            "source_keypoints": state.motion.mean[0], "driving_keypoints": state.motion.mean[0],
+            "background_mask": torch.ones(1, 32, 32)}
+    grid = animation_grid(item, padding=0)
+    assert grid.shape == (32, 128, 3) and (grid[:, 64:96] == 255).all()  # third panel: the mask, white
+
+
 def test_bundled_configs_load_and_an_unknown_key_is_an_error() -> None:
     penn = load_experiment("kpvp-penn-128")
     assert isinstance(penn, KPVPExperiment) and penn.frame_size == 128 and penn.model_params.num_kp == 40
@@ -329,6 +345,10 @@ def test_train_stages_predict_and_animate_commands(tmp_path: Path) -> None:
     video = tmp_path / "reconstruction"
     assert main(["reconstruct", "--checkpoint", str(run / "kpvp.mt"), "--data",
                  "procedural:puppets:videos=2,frames=4", "--out", str(video)]) == 0
+    driving = next(video.glob("*.mp4"))
+    assert main(["animate", "--checkpoint", str(run / "kpvp.mt"), "--source", str(image), "--driving",
+                 str(driving), "--out", str(tmp_path / "animated.mp4"), "--visualize"]) == 0
+    assert count_frames(tmp_path / "animated.mp4") == 4 and (tmp_path / "animated-viz.mp4").is_file()
     # Mistakes exit 2 and write nothing.
     assert main(["predict", "--checkpoint", str(run / "kpvp.mt"), "--source", str(image), "--action", "dance",
                  "--out", str(tmp_path / "bad.mp4")]) == 2

@@ -95,13 +95,13 @@ def normalized_to_pixels(keypoints: Array | torch.Tensor, height: int, width: in
 
 def animation_grid(item: Mapping[str, Any], padding: int = 2) -> Array:
     """One frame of the ``animate --visualize`` video: source with its keypoints | driving frame with its
-    keypoints | occlusion map (white = visible; the deformed source when the model has no occlusion map, black
-    when it has neither) | prediction.
+    keypoints | occlusion map (white = visible; KPVP's background mask; the deformed source when the model has no
+    map, black when it has neither) | prediction.
 
     Args:
         item: an item of :func:`motiontransfer.inference.pipeline.animate`: ``source``, ``driving`` and
             ``prediction`` (3, H, W), ``source_keypoints`` and ``driving_keypoints`` (K, 2) in [-1, 1],
-            optionally ``occlusion_map`` (1, h, w) or ``deformed`` (3, H, W).
+            optionally ``occlusion_map`` or ``background_mask`` (1, h, w), or ``deformed`` (3, H, W).
         padding: pixels between cells.
 
     Returns:
@@ -118,9 +118,12 @@ def animation_grid(item: Mapping[str, Any], padding: int = 2) -> Array:
 
 
 def _motion_panel(item: Mapping[str, Any], height: int, width: int) -> torch.Tensor:
-    """The occlusion map as a grey (3, H, W) image, else the deformed source, else black."""
-    if item.get("occlusion_map") is not None:
-        occlusion = torch.as_tensor(item["occlusion_map"]).detach().cpu().float()
+    """The occlusion map (KPVP: the background mask; both white where the source is kept) as a grey (3, H, W)
+    image, else the deformed source, else black."""
+    grey = item.get("occlusion_map")
+    grey = item.get("background_mask") if grey is None else grey
+    if grey is not None:
+        occlusion = torch.as_tensor(grey).detach().cpu().float()
         occlusion = F.interpolate(occlusion[None], size=(height, width), mode="bilinear", align_corners=False)[0]
         return occlusion.clamp(0, 1).expand(3, height, width)
     if item.get("deformed") is not None:

@@ -19,7 +19,6 @@ from motiontransfer.models.kpvp import ImageTranslator, MotionGenerator, build_d
 from motiontransfer.models.monkeynet_animator import GaussianKeypoints
 from motiontransfer.ops.keypoints import convex_hull_scale, relative_keypoints
 
-RENDER_EXTRAS = ("mask", "generated")
 
 
 class KPVPAnimator(AnimationModel):
@@ -74,13 +73,13 @@ class KPVPAnimator(AnimationModel):
         """T(v; k; k') for a batch of target keypoints (Eq. 3).
 
         Returns:
-            ``prediction`` (B, 3, H, W), ``generated`` s (B, 3, H, W) and ``mask`` m (B, 1, H, W).
+            ``prediction`` (B, 3, H, W), ``generated`` s (B, 3, H, W) and ``background_mask`` m (B, 1, H, W).
         """
         batch = target_motion.batch_size
         out = self.translator.decode(source_state.features.expand(batch, -1, -1, -1),
                                      source_state.image.expand(batch, -1, -1, -1),
                                      source_state.motion.mean.expand(batch, -1, -1), target_motion.mean)
-        return {key: out[key] for key in ("prediction", *RENDER_EXTRAS)}
+        return {"prediction": out["prediction"], "generated": out["generated"], "background_mask": out["mask"]}
 
     def motion_keypoints(self, motion: GaussianKeypoints) -> torch.Tensor:
         """(B, K, 2) keypoints in [-1, 1]."""
