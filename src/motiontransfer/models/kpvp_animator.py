@@ -20,7 +20,6 @@ from motiontransfer.models.monkeynet_animator import GaussianKeypoints
 from motiontransfer.ops.keypoints import convex_hull_scale, relative_keypoints
 
 
-
 class KPVPAnimator(AnimationModel):
     """KPVP inference model.
 
