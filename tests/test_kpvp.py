@@ -342,6 +342,9 @@ def test_train_stages_predict_and_animate_commands(tmp_path: Path) -> None:
                  "--frames", "5", "--samples", "2", "--out", str(samples)]) == 0
     assert sorted(p.name for p in samples.iterdir()) == ["contact-sheet.png", "sample-0.mp4", "sample-1.mp4"]
     assert count_frames(samples / "sample-1.mp4") == 5
+    assert main(["predict", "--checkpoint", str(run / "kpvp.mt"), "--source", str(image), "--action", "wave",
+                 "--frames", "3", "--samples", "3", "--out", str(samples)]) == 0  # an earlier samples folder
+    assert len(list(samples.glob("sample-*.mp4"))) == 3 and count_frames(samples / "sample-0.mp4") == 3
     video = tmp_path / "reconstruction"
     assert main(["reconstruct", "--checkpoint", str(run / "kpvp.mt"), "--data",
                  "procedural:puppets:videos=2,frames=4", "--out", str(video)]) == 0
@@ -354,6 +357,12 @@ def test_train_stages_predict_and_animate_commands(tmp_path: Path) -> None:
                  "--out", str(tmp_path / "bad.mp4")]) == 2
     assert main(["predict", "--checkpoint", str(run / "kpvp.mt"), "--source", str(image), "--action", "wave",
                  "--samples", "2", "--out", str(tmp_path / "bad.mp4")]) == 2
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me")
+    assert main(["predict", "--checkpoint", str(run / "kpvp.mt"), "--source", str(image), "--action", "wave",
+                 "--samples", "2", "--out", str(precious)]) == 2
+    assert (precious / "thesis.tex").read_text() == "keep me"
     assert main(["train", "--resume", str(run), "--stage", "4"]) == 2
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "other"), "--stage", "2"]) == 2
     assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "other").exists()

@@ -8,6 +8,7 @@ partial file and keeps an older file at the target.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,8 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
                     sheet_columns: int = 8) -> list[Path]:
     """Several futures of one image: ``OUT/sample-<i>.mp4`` for seeds ``seed .. seed + samples - 1`` and
     ``OUT/contact-sheet.png`` (one row per sample: the source, then ``sheet_columns`` evenly spaced frames with the
-    predicted keypoints drawn). The folder is written atomically (an older one is replaced only when complete).
+    predicted keypoints drawn). The folder is written atomically: an earlier samples folder is replaced only when the
+    new one is complete; a folder holding anything else is refused.
 
     Returns:
         The folder and the files in it.
@@ -200,6 +202,7 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
 
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
+    _check_samples_folder(Path(out_dir))
     columns = torch.linspace(0, num_frames - 1, min(sheet_columns, num_frames)).round().long().tolist()
     rows = []
     with atomic_output(out_dir, directory=True) as temp:
@@ -213,6 +216,18 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
         write_image(temp / "contact-sheet.png", image_grid(rows))
     folder = Path(out_dir)
     return [folder, *sorted(folder.iterdir())]
+
+
+def _check_samples_folder(folder: Path) -> None:
+    """Refuse an output folder that would replace anything but an earlier :func:`predict_samples` output."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder} is a file; give a folder for the samples")
+    if folder.is_dir():
+        foreign = [p.name for p in folder.iterdir()
+                   if not (p.name == "contact-sheet.png" or re.fullmatch(r"sample-\d+\.mp4", p.name))]
+        if foreign:
+            raise UserError(f"--out {folder} already holds other files ({', '.join(sorted(foreign)[:3])}); the "
+                            "samples folder is replaced as a whole, so choose a new or an earlier samples folder")
 
 
 def _generate(model: AnimationModel, source: str | Path, num_frames: int, action: str | None, seed: int, *,
