@@ -55,7 +55,7 @@ from motiontransfer.training.optim import (
     optimise,
     step_seed,
 )
-from motiontransfer.training.trainer import StepResult
+from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 __all__ = [
@@ -354,11 +354,8 @@ class FommTask:
             a monitoring value that is not optimised) and detached outputs for :meth:`sample_image`.
         """
         device = self.context.device
-        source = batch["source"].to(device, non_blocking=True)
-        driving = batch["driving"].to(device, non_blocking=True)
+        source, driving = pair_for_step(batch, self.wrapped.as_dict().values(), device)
         generator = torch.Generator(device=device).manual_seed(step_seed(self.seed, self.context.rank, step))
-        for module in self.wrapped.as_dict().values():
-            module.train()
         params = self.experiment.train_params
         networks = FommNetworks(self.wrapped.kp_detector, self.wrapped.generator, self.plain.discriminator)
         with frozen_parameters(self.plain.discriminator):

@@ -49,7 +49,7 @@ from motiontransfer.models.kpvp import (
 from motiontransfer.models.kpvp_animator import KPVPAnimator
 from motiontransfer.training.distributed import DistributedContext, wrap_module
 from motiontransfer.training.optim import decay_schedulers, frozen_parameters, make_optimizers, optimise
-from motiontransfer.training.trainer import StepResult
+from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 PSEUDO_LABELS_NAME = "pseudo-labels.npz"
@@ -121,11 +121,7 @@ class KPVPTask:
     def train_step(self, batch: Mapping[str, Any], step: int) -> StepResult:
         """One step on ``{'source': (B, C, H, W), 'driving': (B, C, H, W), ...}`` in [0, 1]; the values include
         ``l1``, the unweighted mean absolute translation error (monitoring only)."""
-        device = self.context.device
-        source = batch["source"].to(device, non_blocking=True)
-        driving = batch["driving"].to(device, non_blocking=True)
-        for module in self.wrapped.values():
-            module.train()
+        source, driving = pair_for_step(batch, self.wrapped.values(), self.context.device)
         weights = self.experiment.train_params.loss_weights
         with frozen_parameters(self.plain["image_discriminator"]):
             total, losses, out = translation_losses(

@@ -27,7 +27,7 @@ from motiontransfer.losses import (
 from motiontransfer.models.lia import Generator, build_discriminator, to_signed
 from motiontransfer.training.distributed import DistributedContext, wrap_module
 from motiontransfer.training.optim import frozen_parameters, optimise
-from motiontransfer.training.trainer import StepResult
+from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 
@@ -90,11 +90,7 @@ class LIATask:
     def train_step(self, batch: Mapping[str, Any], step: int) -> StepResult:
         """One step on ``{'source': (B, 3, S, S), 'driving': (B, 3, S, S), ...}`` in [0, 1]; the loss values
         include ``l1_unit``, the unweighted mean absolute error on the [0, 1] scale (monitoring only)."""
-        device = self.context.device
-        source = batch["source"].to(device, non_blocking=True)
-        driving = batch["driving"].to(device, non_blocking=True)
-        for module in self.wrapped.values():
-            module.train()
+        source, driving = pair_for_step(batch, self.wrapped.values(), self.context.device)
         weights = self.experiment.train_params.loss_weights
         with frozen_parameters(self.plain["discriminator"]):
             total, losses, reconstruction = generator_losses(self.wrapped["generator"], self.plain["discriminator"],

@@ -41,7 +41,7 @@ from motiontransfer.training.optim import (
     milestones_in_steps,
     optimise,
 )
-from motiontransfer.training.trainer import StepResult
+from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 Keypoints = Mapping[str, torch.Tensor]
@@ -157,11 +157,7 @@ class MonkeyNetTask:
             The step's loss values (floats, plus ``l1``, the unweighted mean absolute reconstruction error, a
             monitoring value) and detached outputs for :meth:`sample_image`.
         """
-        device = self.context.device
-        source = batch["source"].to(device, non_blocking=True)
-        driving = batch["driving"].to(device, non_blocking=True)
-        for module in self.wrapped.values():
-            module.train()
+        source, driving = pair_for_step(batch, self.wrapped.values(), self.context.device)
         params = self.experiment.train_params
         with frozen_parameters(self.plain["discriminator"]):
             out = generator_step(self.wrapped["kp_detector"], self.wrapped["generator"], self.plain["discriminator"],

@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import importlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from motiontransfer.config import to_dict
 from motiontransfer.errors import UserError
 
-__all__ = ["StepResult", "TrainResult", "TrainingTask", "train", "train_to_steps"]
+__all__ = ["StepResult", "TrainResult", "TrainingTask", "pair_for_step", "train", "train_to_steps"]
 
 _TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
                              "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask",
@@ -58,6 +58,15 @@ class StepResult:
 
     losses: dict[str, float]
     outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_for_step(batch: Mapping[str, Any], modules: Iterable[nn.Module], device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The start of every family's training step: ``modules`` in training mode and the batch's ``source`` and
+    ``driving`` frames (B, C, H, W) on ``device``."""
+    for module in modules:
+        module.train()
+    return batch["source"].to(device, non_blocking=True), batch["driving"].to(device, non_blocking=True)
 
 
 class TrainingTask(Protocol):
