@@ -10,6 +10,8 @@ scored (KPVP: ``prediction: {}`` runs its stages 2 and 3). Adding a family means
 Usage:
     python benchmarks/quality.py [--models benchmarks/quality.yaml] [--sets faces puppets] [--videos 16]
         [--frames 64] [--runs runs/quality] [--json benchmarks/results/quality.json] [--markdown docs/results.md]
+        [--only NAME[/SET] ...]   (score these, keep the other stored results)
+        [--markdown-only]         (rewrite docs/results.md from the stored JSON)
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME[/SET]",
+                        help="score only these models (or model/set pairs) and keep the others' stored results")
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite the Markdown from the stored JSON (notes and budgets from --models), no scoring")
     args = parser.parse_args()
@@ -200,9 +204,15 @@ def main() -> None:
         return
     entries = document["models"]
     results: dict[str, Any] = {}
+    if args.only is not None:
+        results = json.loads(args.json.read_text())["results"]
     for entry in entries:
         for family in args.sets:
             if family not in entry["sets"]:
+                continue
+            if args.only is not None and not {entry["name"], f"{entry['name']}/{family}"} & set(args.only):
+                if family in results.get(entry["name"], {}):
+                    results[entry["name"]][family]["budget"] = entry["sets"][family].get("budget", "")
                 continue
             checkpoint, budget = model_path(entry, family, args.runs)
             model = load(checkpoint, device="cpu").model
@@ -220,6 +230,8 @@ def main() -> None:
     settings = {"notes": document.get("notes", ""), "sets": args.sets, "videos": args.videos,
                 "frames": args.frames, "torch": torch.__version__,
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+    if args.only is not None:  # keep the stored settings (they describe every row); the evaluation is the same
+        settings = {**json.loads(args.json.read_text())["settings"], "notes": settings["notes"]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     args.markdown.write_text(markdown(results, settings))
