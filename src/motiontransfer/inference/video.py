@@ -21,7 +21,7 @@ from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_p
 from motiontransfer.data.video_io import VideoReader, VideoWriter, iter_frames, probe, read_image
 from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
-from motiontransfer.models.base import AnimationModel, TransferMode
+from motiontransfer.models.base import AnimationModel, TransferMode, predict_from_motion
 from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid, normalized_to_pixels
 
 DEFAULT_FPS = 25.0
@@ -171,7 +171,8 @@ def predict_video_file(model: AnimationModel, source: str | Path, out: str | Pat
     Raises:
         UserError: a model that animates from a driving video only, or a bad ``num_frames``.
     """
-    image, frames, points = _generate(model, source, num_frames, action, seed, keypoints=visualize)
+    image = _predictor_source(model, source, num_frames)
+    frames, points = _generate(model, image, num_frames, action, seed)
     with contextlib.ExitStack() as outputs:
         writer = outputs.enter_context(VideoWriter(out, fps=fps))
         viz = outputs.enter_context(VideoWriter(visualization_path(out), fps=fps)) if visualize else None
@@ -203,11 +204,12 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")
     _check_samples_folder(Path(out_dir))
+    image = _predictor_source(model, source, num_frames)
     columns = torch.linspace(0, num_frames - 1, min(sheet_columns, num_frames)).round().long().tolist()
     rows = []
     with atomic_output(out_dir, directory=True) as temp:
         for index in range(samples):
-            image, frames, points = _generate(model, source, num_frames, action, seed + index, keypoints=True)
+            frames, points = _generate(model, image, num_frames, action, seed + index)
             with VideoWriter(temp / f"sample-{index}.mp4", fps=fps) as writer:
                 for frame in frames:
                     writer.write(frame)
@@ -230,28 +232,26 @@ def _check_samples_folder(folder: Path) -> None:
                             "samples folder is replaced as a whole, so choose a new or an earlier samples folder")
 
 
-def _generate(model: AnimationModel, source: str | Path, num_frames: int, action: str | None, seed: int, *,
-              keypoints: bool) -> tuple[torch.Tensor, torch.Tensor, list[Any] | None]:
-    """(source image (3, S, S), generated frames (T, 3, S, S), pixel keypoints per frame or None)."""
+def _predictor_source(model: AnimationModel, source: str | Path, num_frames: int) -> torch.Tensor:
+    """The source image (3, S, S) at the model's size, after checking that the model generates videos.
+
+    Raises:
+        UserError: a model that animates from a driving video only, a bad ``num_frames`` or an unreadable image.
+    """
     from motiontransfer.evaluation.prediction import check_predictor  # evaluation imports this module
 
-    predictor = check_predictor(model)
+    check_predictor(model)
     if num_frames < 1:
         raise UserError(f"--frames must be at least 1, got {num_frames}")
-    image = read_image(source, size=model.size)
-    frames = predictor.predict_video(image, num_frames, action, seed=seed)
-    points = _predicted_points(model, image, num_frames, action, seed) if keypoints else None
-    return image, frames, points
+    return read_image(source, size=model.size)
 
 
-def _predicted_points(model: AnimationModel, image: torch.Tensor, num_frames: int, action: str | None,
-                      seed: int) -> list[Any] | None:
-    """Pixel coordinates of the predicted keypoints per frame, for models with ``predict_motion``."""
-    predict_motion = getattr(model, "predict_motion", None)
-    if predict_motion is None:
-        return None
-    with torch.no_grad():
-        motion = predict_motion(model.encode_source(image[None].to(model.device)), num_frames, action=action,
-                                seed=seed)
-        keypoints = model.motion_keypoints(motion).cpu()
-    return [normalized_to_pixels(points, model.size, model.size) for points in keypoints]
+def _generate(model: AnimationModel, image: torch.Tensor, num_frames: int, action: str | None, seed: int
+              ) -> tuple[torch.Tensor, list[Any] | None]:
+    """(generated frames (T, 3, S, S), pixel keypoints per frame or None). Models that predict motion
+    (``predict_motion``) give their keypoints from the same prediction; others only frames."""
+    if getattr(model, "predict_motion", None) is None:
+        return model.predict_video(image, num_frames, action, seed=seed), None  # type: ignore[attr-defined]
+    frames, motion = predict_from_motion(model, image, num_frames, action, seed)
+    keypoints = model.motion_keypoints(motion).cpu()
+    return frames, [normalized_to_pixels(points, model.size, model.size) for points in keypoints]

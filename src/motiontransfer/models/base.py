@@ -162,6 +162,27 @@ def model_from_file(model_file: ModelFile, device: str | torch.device | None = N
     return model_class(model_file.family).from_model_file(model_file, device=device)
 
 
+def predict_from_motion(model: Any, source: torch.Tensor, num_frames: int, action: str | None = None,
+                        seed: int = 0, batch_size: int = 8) -> tuple[torch.Tensor, Any]:
+    """Image-to-video through predicted motion, for models with ``predict_motion(state, num_frames, action=,
+    seed=)`` (Monkey-Net's keypoint predictor, KPVP's motion generator): the source is encoded once, the motion of
+    ``num_frames`` frames predicted and rendered in batches of ``batch_size``.
+
+    Args:
+        model: an :class:`AnimationModel` with ``predict_motion``.
+        source: (3, S, S) frame in [0, 1] at the model's size.
+
+    Returns:
+        ((T, 3, S, S) frames in [0, 1] on the CPU, the predicted Motion of batch T).
+    """
+    with torch.no_grad():
+        state = model.encode_source(source[None].to(model.device))
+        motion = model.predict_motion(state, num_frames, action=action, seed=seed)
+        frames = [model.render(state, motion.select(slice(start, start + batch_size)))["prediction"].cpu()
+                  for start in range(0, num_frames, batch_size)]
+    return torch.cat(frames), motion
+
+
 # ------------------------------------------------------------------------------------------- strict weight loading
 
 

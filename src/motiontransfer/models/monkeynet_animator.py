@@ -16,7 +16,14 @@ import torch
 from motiontransfer.checkpoint import ModelFile, state_dicts
 from motiontransfer.errors import UserError
 from motiontransfer.experiment import MonkeyNetExperiment
-from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode, load_state_dicts
+from motiontransfer.models.base import (
+    AnimationModel,
+    SourceState,
+    TransferMode,
+    check_mode,
+    load_state_dicts,
+    predict_from_motion,
+)
 from motiontransfer.models.monkeynet import (
     KeypointPredictor,
     KPDetector,
@@ -200,12 +207,7 @@ class MonkeyNetAnimator(AnimationModel):
         Returns:
             (T, 3, S, S) frames in [0, 1] on the CPU; the first renders the source's own keypoints.
         """
-        with torch.no_grad():
-            state = self.encode_source(source[None].to(self.device))
-            motion = self.predict_motion(state, num_frames)
-            frames = [self.render(state, motion.select(slice(start, start + batch_size)))["prediction"].cpu()
-                      for start in range(0, num_frames, batch_size)]
-        return torch.cat(frames)
+        return predict_from_motion(self, source, num_frames, action, seed, batch_size)[0]
 
     @classmethod
     def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None
