@@ -252,9 +252,10 @@ def sample_windows(labels: PseudoLabels, length: int, batch_size: int, rng: np.r
 
 
 def motion_losses(generator: nn.Module, discriminator: nn.Module, window: torch.Tensor,
-                  actions: torch.Tensor | None, weights: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor],
-                                                                       torch.Tensor]:
-    """Eq. 5's L_M on windows (B, 1 + T, K, 2): k_0 = the first frame, k_{1:T} the rest.
+                  actions: torch.Tensor | None, weights: Any, generator_gan: float
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """Eq. 5's L_M on windows (B, 1 + T, K, 2): k_0 = the first frame, k_{1:T} the rest; ``weights`` gives the KL
+    and L1 weights, ``generator_gan`` the GAN term's (0 leaves the discriminator out).
 
     Returns:
         (total, named weighted terms, the reconstruction (B, T, K, 2)).
@@ -263,9 +264,8 @@ def motion_losses(generator: nn.Module, discriminator: nn.Module, window: torch.
     out = generator(future, kp_initial, actions)
     losses = {"kl": weights.kl * kl_divergence_normal(out["mean"], out["logvar"]),
               "l1": weights.l1 * (out["reconstruction"] - future).abs().mean()}
-    if weights.generator_gan != 0:
-        losses["generator_gan"] = weights.generator_gan * nonsaturating_generator_loss(
-            discriminator(out["reconstruction"]))
+    if generator_gan != 0:
+        losses["generator_gan"] = generator_gan * nonsaturating_generator_loss(discriminator(out["reconstruction"]))
     return torch.stack(list(losses.values())).sum(), losses, out["reconstruction"]
 
 
@@ -313,8 +313,8 @@ def train_motion_generator(experiment: KPVPExperiment, labels: PseudoLabels, *, 
             window = window.to(device)
             actions = None if action_of_video is None else torch.from_numpy(action_of_video[videos]).to(device)
             with frozen_parameters(discriminator):
-                total, losses, reconstruction = motion_losses(generator, discriminator, window, actions,
-                                                              weights if use_gan else _without_gan(weights))
+                total, losses, reconstruction = motion_losses(generator, discriminator, window, actions, weights,
+                                                              weights.generator_gan if use_gan else 0.0)
             optimise(optimizers, ("generator",), total)
             if use_gan:
                 losses["discriminator_gan"] = weights.discriminator_gan * nonsaturating_discriminator_loss(
@@ -332,13 +332,6 @@ def train_motion_generator(experiment: KPVPExperiment, labels: PseudoLabels, *, 
     generator.eval()
     discriminator.eval()
     return result
-
-
-def _without_gan(weights: Any) -> Any:
-    """``weights`` with ``generator_gan`` 0 (the GAN is off when either GAN weight is 0)."""
-    import dataclasses
-
-    return dataclasses.replace(weights, generator_gan=0.0)
 
 
 # ------------------------------------------------------------------------------------------------------ stages
