@@ -14,7 +14,11 @@ Results go to ``benchmarks/results/ablations.json``; ``benchmarks/quality.py`` p
 
 Usage:
     python benchmarks/ablations.py [--studies monkeynet lia] [--videos 16] [--frames 32] [--runs runs/ablations]
-        [--json benchmarks/results/ablations.json] [--threads N]
+        [--json benchmarks/results/ablations.json] [--threads N] [--variants NAME ...]
+
+``--variants`` runs only the named variants and merges their scores into the stored study, so two processes
+(for example one thread each on a two-core machine) can share a study's variants; the JSON is re-read just before
+it is written.
 """
 
 from __future__ import annotations
@@ -137,27 +141,45 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablations")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ablations.json")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="only these variants (by name); their scores are merged into the stored study")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     studies = yaml.safe_load(args.config.read_text())["studies"]
-    stored = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    known = {variant["name"] for study in studies for variant in study["variants"]}
+    unknown = sorted(set(args.variants or ()) - known)
+    if unknown:
+        parser.error(f"unknown variants {unknown}; the studies have {sorted(known)}")
+    results = {}
     for study in studies:
         if args.studies is not None and study["name"] not in args.studies:
             continue
         result = {"videos": args.videos, "frames": args.frames, "steps": study["steps"], "variants": {},
                   "minutes": {}, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
         for variant in study["variants"]:
+            if args.variants is not None and variant["name"] not in args.variants:
+                continue
             model_path, minutes = train_variant(study, variant, args.runs)
             result["variants"][variant["name"]] = score_variant(study, model_path,
                                                                 variant_run(study, variant, args.runs),
                                                                 args.videos, args.frames)
             result["minutes"][variant["name"]] = minutes
             print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
-        stored[study["name"]] = result
+        results[study["name"]] = result
         print("\n".join(markdown(study, result)))
+    stored = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    for name, result in results.items():
+        if args.variants is not None and name in stored:
+            merged = stored[name]
+            merged["variants"].update(result["variants"])
+            merged["minutes"].update(result["minutes"])
+            result = {**result, "variants": merged["variants"], "minutes": merged["minutes"]}
+        stored[name] = result
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(stored, indent=2) + "\n")
+    temporary = args.json.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(stored, indent=2) + "\n")
+    temporary.replace(args.json)
 
 
 if __name__ == "__main__":
