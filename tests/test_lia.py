@@ -268,6 +268,12 @@ def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_
                  "--steps", "3"]) == 0
     width, height = Image.open(grid).size
     assert height > 5 * 64 and width > 3 * 64  # 5 directions x 3 steps
+    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
+                 "--steps", "3", "--direction", "0", "--direction", "4"]) == 0
+    assert 2 * 64 < Image.open(grid).size[1] < 3 * 64  # only d_0 and d_4
+    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out",
+                 str(tmp_path / "bad.png"), "--direction", "5"]) == 2  # M = 5: indices 0..4
+    assert not (tmp_path / "bad.png").exists()
     assert main(["lia-directions", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
                  str(tmp_path / "no.png")]) == 2
     assert not (tmp_path / "no.png").exists()

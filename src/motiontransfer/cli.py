@@ -390,6 +390,8 @@ def lia_directions(
     span: Annotated[float, typer.Option(help="Largest change of a_i, both ways.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Columns per row (odd: the middle one is the source's own motion).")]
     = 7,
+    direction: Annotated[list[int] | None, typer.Option(help="Show only direction i (0-based, repeatable) "
+                                                             "[default: all M].")] = None,
     config: ConfigOption = None,
     device: DeviceOption = None,
 ) -> None:
@@ -407,7 +409,7 @@ def lia_directions(
         raise UserError(f"lia-directions needs a LIA model; {checkpoint} is a {model.family} model")
     image = read_image(source, size=model.size).to(model.device)
     with torch.no_grad():
-        frames = model.walk_directions(image[None], torch.linspace(-span, span, steps)).cpu()
+        frames = model.walk_directions(image[None], torch.linspace(-span, span, steps), direction or None).cpu()
     write_image(out, image_grid([list(row) for row in frames]))
     typer.echo(f"wrote {out}: {frames.shape[0]} directions x {steps} steps of a_i in [-{span}, {span}]")
 
