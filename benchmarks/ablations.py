@@ -39,6 +39,7 @@ from motiontransfer.api import load
 from motiontransfer.config import load_yaml
 from motiontransfer.evaluation.runner import evaluate, evaluate_prediction
 from motiontransfer.experiment import experiment_from_dict, resolve_config
+from motiontransfer.fileio import atomic_write_text
 from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,9 +178,7 @@ def main() -> None:
             result = {**result, "variants": merged["variants"], "minutes": merged["minutes"]}
         stored[name] = result
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.json.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(stored, indent=2) + "\n")
-    temporary.replace(args.json)
+    atomic_write_text(args.json, json.dumps(stored, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import torch
 
 from motiontransfer.evaluation.actions import ground_truth_sequences, load_action_classifier
 from motiontransfer.evaluation.prediction import score_samples
+from motiontransfer.evaluation.procedural import normalized_to_pixel_coords, pixels_to_normalized
 from motiontransfer.experiment import KPVPExperiment, load_experiment
 from motiontransfer.pretrained import bundled_evaluator_path
 from motiontransfer.training.kpvp import PseudoLabels, train_motion_generator
@@ -36,16 +37,6 @@ from motiontransfer.training.kpvp import PseudoLabels, train_motion_generator
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 SAMPLES = 4
-
-
-def to_unit(pixels: torch.Tensor) -> torch.Tensor:
-    """Pixel coordinates of a SIZE-px frame -> [-1, 1] (the grid convention: pixel 0 -> -1, SIZE - 1 -> 1)."""
-    return pixels / (SIZE - 1) * 2 - 1
-
-
-def to_pixels(unit: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`to_unit`."""
-    return (unit + 1) / 2 * (SIZE - 1)
 
 
 def variant(experiment: KPVPExperiment, num_kp: int, conditional: bool) -> KPVPExperiment:
@@ -64,14 +55,14 @@ def score(generator: Any, experiment: KPVPExperiment, sequences: torch.Tensor, l
     records = []
     with torch.no_grad():
         for index in range(len(sequences)):
-            first = to_unit(sequences[index, :1])
+            first = pixels_to_normalized(sequences[index, :1], SIZE)
             action = torch.tensor([actions.index(names[int(labels[index])])]) if actions else None
             futures = [generator.sample(first, action, sequences.shape[1] - 1,
                                         generator=torch.Generator().manual_seed(seed))[0]
                        for seed in range(SAMPLES)]
             samples = torch.stack([torch.cat([first, future]) for future in futures])
-            records.append(score_samples(to_pixels(samples).numpy(), sequences[index].numpy(), int(labels[index]),
-                                         classifier))
+            pixels = normalized_to_pixel_coords(samples, SIZE).numpy()
+            records.append(score_samples(pixels, sequences[index].numpy(), int(labels[index]), classifier))
     return {key: float(np.mean([r[key] for r in records])) for key in records[0]}
 
 
@@ -101,8 +92,8 @@ def main() -> None:
     frames = experiment.motion_params.num_frames + 1
     train, train_labels, names = ground_truth_sequences("puppets", "train", args.train_videos, frames, SIZE)
     test, test_labels, _ = ground_truth_sequences("puppets", "test", args.test_videos, frames - 1, SIZE)
-    labels = PseudoLabels([to_unit(s).numpy() for s in train], [f"gt-{i}" for i in range(len(train))],
-                          [names[int(i)] for i in train_labels])
+    labels = PseudoLabels([pixels_to_normalized(s, SIZE).numpy() for s in train],
+                          [f"gt-{i}" for i in range(len(train))], [names[int(i)] for i in train_labels])
     classifier = load_action_classifier(bundled_evaluator_path("actions", "puppets"))
     results: dict[str, Any] = {"references": reference_scores(test, test_labels, classifier), "variants": {},
                                "minutes": {}}
