@@ -15,7 +15,7 @@ import torch
 
 from motiontransfer.errors import ConfigError, UserError
 from motiontransfer.experiment import KPVPExperiment, experiment_from_dict, load_experiment
-from motiontransfer.losses import PerceptualPyramidLoss, kl_divergence_normal
+from motiontransfer.losses import kl_divergence_normal
 from motiontransfer.models.kpvp import (
     ImageTranslator,
     MotionGenerator,
@@ -32,7 +32,6 @@ from motiontransfer.training.kpvp import (
     KPVPTask,
     PseudoLabels,
     make_pseudo_labels,
-    mask_warmup_weight,
     run_stages,
     train_motion_generator,
     translation_losses,
@@ -206,31 +205,6 @@ def test_stage_1_a_short_run_lowers_the_translation_loss() -> None:
         losses.append(terms["perceptual"].item())
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     assert networks["kp_detector"].kp.weight.grad is not None  # the detector learns through the translator
-
-
-def test_mask_warmup_ramps_the_background_mask_in() -> None:
-    assert mask_warmup_weight(0, 0) == 1.0 and mask_warmup_weight(500, 0) == 1.0  # the paper's Eq. 3 throughout
-    assert [mask_warmup_weight(step, 4) for step in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
-    experiment = tiny()
-    from motiontransfer.training.distributed import DistributedContext
-
-    networks = KPVPTask(experiment, DistributedContext(), steps_per_epoch=10).networks()
-    torch.manual_seed(1)
-    source, driving = torch.rand(2, 2, 3, 32, 32)
-    detector, translator = networks["kp_detector"].eval(), networks["translator"]
-    outputs = {}
-    for weight in (0.0, 0.5, 1.0):
-        _, _, outputs[weight] = translation_losses(detector, translator, networks["image_discriminator"],
-                                                   PerceptualPyramidLoss([1], [1.0] * 5), source, driving,
-                                                   generator_gan=0.0, mask_weight=weight)
-    s, m = outputs[1.0]["generated"], outputs[1.0]["mask"]
-    torch.testing.assert_close(outputs[0.0]["prediction"], s)  # the synthesis alone
-    torch.testing.assert_close(outputs[0.5]["prediction"], 0.5 * m * source + (1 - 0.5 * m) * s)
-    torch.testing.assert_close(outputs[1.0]["prediction"], m * source + (1 - m) * s)  # Eq. 3
-    config = copy.deepcopy(TINY)
-    config["train_params"]["mask_warmup_steps"] = -1
-    with pytest.raises(ConfigError, match="mask_warmup_steps"):
-        experiment_from_dict(config)
 
 
 def _drifting_labels(count: int = 12, frames: int = 10) -> PseudoLabels:

@@ -401,23 +401,18 @@ class KPVPLossWeights:
 class KPVPTrainParams(RunParams, PerceptualParams):
     """Stage 1 (detector + translator): Adam (0.5, 0.999) with ``lr`` (1e-4) multiplied by ``lr_decay`` (0.95)
     every ``lr_decay_every`` (20000) steps, as the paper; plus :class:`RunParams` and :class:`PerceptualParams`
-    (the paper's perceptual loss is single-scale: ``scales`` [1]). ``mask_warmup_steps`` (ours; 0, the paper's,
-    by default) raises the background mask's weight from 0 to 1 over that many steps, so the translator first
-    renders the whole target from the keypoints (see :func:`motiontransfer.training.kpvp.mask_warmup_weight`)."""
+    (the paper's perceptual loss is single-scale: ``scales`` [1])."""
 
     scales: list[float] = field(default_factory=lambda: [1.0])
     lr: float = 1.0e-4
     lr_decay: float = 0.95
     lr_decay_every: int = 20000
-    mask_warmup_steps: int = 0
     loss_weights: KPVPLossWeights = field(default_factory=KPVPLossWeights)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.lr_decay <= 1 or self.lr_decay_every < 1:
             raise ValueError("lr_decay must be in (0, 1] and lr_decay_every at least 1")
-        if self.mask_warmup_steps < 0:
-            raise ValueError(f"mask_warmup_steps must be at least 0, not {self.mask_warmup_steps}")
 
 
 @dataclass

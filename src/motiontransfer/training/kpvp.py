@@ -62,15 +62,12 @@ STAGES = (1, 2, 3)
 
 def translation_losses(kp_detector: nn.Module, translator: nn.Module, discriminator: nn.Module,
                        perceptual: PerceptualPyramidLoss, source: torch.Tensor, driving: torch.Tensor,
-                       generator_gan: float, mask_weight: float = 1.0
-                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                       generator_gan: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Eq. 4's L_{Q,T} on a batch.
 
     Args:
         source, driving: v and v' (B, C, H, W) in [0, 1], frames of the same videos.
         generator_gan: the GAN term's weight (0 leaves the discriminator out).
-        mask_weight: w in [0, 1] scaling the background mask: the prediction is w m v + (1 - w m) s (Eq. 3 at
-            w = 1; s alone at w = 0), for :func:`mask_warmup_weight`.
 
     Returns:
         (total, named weighted terms, outputs): outputs hold ``prediction``, ``mask``, ``generated`` (B, ...)
@@ -80,28 +77,12 @@ def translation_losses(kp_detector: nn.Module, translator: nn.Module, discrimina
     keypoints = kp_detector(torch.cat([source, driving]))["value"]
     kp_source, kp_driving = keypoints[:batch], keypoints[batch:]
     out = translator(source, kp_source, kp_driving)
-    if mask_weight < 1:
-        mask = mask_weight * out["mask"]
-        out = {**out, "prediction": mask * source + (1 - mask) * out["generated"]}
     losses = {"perceptual": perceptual(out["prediction"], driving)}
     if generator_gan != 0:
         _, logits = discriminator(out["prediction"])
         losses["generator_gan"] = generator_gan * nonsaturating_generator_loss(logits)
     return torch.stack(list(losses.values())).sum(), losses, {**out, "kp_source": kp_source,
                                                               "kp_driving": kp_driving}
-
-
-def mask_warmup_weight(step: int, warmup_steps: int) -> float:
-    """The background mask's weight at 0-based ``step``: rising linearly from 0 to 1 over ``warmup_steps`` (1 from
-    the start when it is 0).
-
-    Ours, not the paper's: with Eq. 3 from the first step, the translator of our small CPU configs settles on
-    m = 1 (copy the reference frame), where the loss gives the synthesis s and the detector no gradient; rendering
-    the target from the keypoints first makes the keypoints carry the pose before the mask may take the static parts.
-    """
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, step / warmup_steps)
 
 
 class KPVPTask:
@@ -145,8 +126,7 @@ class KPVPTask:
         with frozen_parameters(self.plain["image_discriminator"]):
             total, losses, out = translation_losses(
                 self.wrapped["kp_detector"], self.wrapped["translator"], self.plain["image_discriminator"],
-                self.perceptual, source, driving, weights.generator_gan if self.train_discriminator else 0.0,
-                mask_warmup_weight(step, self.experiment.train_params.mask_warmup_steps))
+                self.perceptual, source, driving, weights.generator_gan if self.train_discriminator else 0.0)
         optimise(self.optimizers, ("kp_detector", "translator"), total)
         prediction = out["prediction"].detach()
         if self.train_discriminator:
