@@ -152,7 +152,6 @@ def main() -> None:
     unknown = sorted(set(args.variants or ()) - known)
     if unknown:
         parser.error(f"unknown variants {unknown}; the studies have {sorted(known)}")
-    results = {}
     for study in studies:
         if args.studies is not None and study["name"] not in args.studies:
             continue
@@ -167,18 +166,22 @@ def main() -> None:
                                                                 args.videos, args.frames)
             result["minutes"][variant["name"]] = minutes
             print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
-        results[study["name"]] = result
+            store(args.json, study["name"], result, merge=args.variants is not None)
         print("\n".join(markdown(study, result)))
-    stored = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    for name, result in results.items():
-        if args.variants is not None and name in stored:
-            merged = stored[name]
-            merged["variants"].update(result["variants"])
-            merged["minutes"].update(result["minutes"])
-            result = {**result, "variants": merged["variants"], "minutes": merged["minutes"]}
-        stored[name] = result
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.json, json.dumps(stored, indent=2) + "\n")
+
+
+def store(path: Path, name: str, result: dict[str, Any], merge: bool) -> None:
+    """Write one study's result into the JSON at ``path`` (re-read now, so processes sharing it keep each other's
+    variants), atomically; called after every variant, so a stopped run keeps what it scored. With ``merge`` the
+    variants join the stored ones, otherwise they replace them."""
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    if merge and name in stored:
+        merged = stored[name]
+        result = {**result, "variants": {**merged["variants"], **result["variants"]},
+                  "minutes": {**merged["minutes"], **result["minutes"]}}
+    stored[name] = result
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from motiontransfer.training.trainer import build_task
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from ablations import apply_changes, slug  # noqa: E402
+from ablations import apply_changes, slug, store  # noqa: E402
 
 STUDIES = yaml.safe_load((BENCHMARKS / "ablations.yaml").read_text())["studies"]
 VARIANTS = [(study, variant) for study in STUDIES for variant in study["variants"]]
@@ -36,3 +37,16 @@ def test_apply_changes_refuses_a_missing_section() -> None:
     with pytest.raises(KeyError, match="not a section"):
         apply_changes({"model_params": {}}, {"model_params.generator_parms.x": 1})
     assert apply_changes({"a": {"b": 1}}, {"a.b": None}) == {"a": {"b": None}}
+
+
+def test_store_merges_variants_of_processes_sharing_a_study(tmp_path: Path) -> None:
+    path = tmp_path / "ablations.json"
+    path.write_text(json.dumps({"other": {"variants": {"x": {}}, "minutes": {}}}))
+    store(path, "lia", {"steps": 400, "variants": {"A": {"l1": 1.0}}, "minutes": {"A": 2.0}}, merge=True)
+    store(path, "lia", {"steps": 400, "variants": {"B": {"l1": 2.0}}, "minutes": {"B": 3.0}}, merge=True)
+    stored = json.loads(path.read_text())
+    assert stored["lia"]["variants"] == {"A": {"l1": 1.0}, "B": {"l1": 2.0}}
+    assert stored["lia"]["minutes"] == {"A": 2.0, "B": 3.0}
+    assert stored["other"] == {"variants": {"x": {}}, "minutes": {}}  # other studies are kept
+    store(path, "lia", {"steps": 400, "variants": {"C": {"l1": 0.5}}, "minutes": {"C": 1.0}}, merge=False)
+    assert json.loads(path.read_text())["lia"]["variants"] == {"C": {"l1": 0.5}}  # a whole-study run replaces it
