@@ -164,7 +164,8 @@ def main() -> None:
             result["variants"][variant["name"]] = score_variant(study, model_path,
                                                                 variant_run(study, variant, args.runs),
                                                                 args.videos, args.frames)
-            result["minutes"][variant["name"]] = minutes
+            if minutes >= 0.1:  # a reused run trains nothing now; its stored minutes stand
+                result["minutes"][variant["name"]] = minutes
             print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
             store(args.json, study["name"], result, merge=args.variants is not None)
         print("\n".join(markdown(study, result)))
@@ -173,13 +174,14 @@ def main() -> None:
 def store(path: Path, name: str, result: dict[str, Any], merge: bool) -> None:
     """Write one study's result into the JSON at ``path`` (re-read now, so processes sharing it keep each other's
     variants), atomically; called after every variant, so a stopped run keeps what it scored. With ``merge`` the
-    variants join the stored ones, otherwise they replace them."""
+    variants join the stored ones, otherwise they replace them; a variant's stored training minutes stay unless
+    ``result`` has new ones."""
     stored = json.loads(path.read_text()) if path.is_file() else {}
-    if merge and name in stored:
-        merged = stored[name]
-        result = {**result, "variants": {**merged["variants"], **result["variants"]},
-                  "minutes": {**merged["minutes"], **result["minutes"]}}
-    stored[name] = result
+    previous = stored.get(name, {})
+    variants = {**previous.get("variants", {}), **result["variants"]} if merge else result["variants"]
+    minutes = {key: value for key, value in {**previous.get("minutes", {}), **result["minutes"]}.items()
+               if key in variants}
+    stored[name] = {**result, "variants": variants, "minutes": minutes}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
 

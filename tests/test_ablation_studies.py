@@ -48,5 +48,8 @@ def test_store_merges_variants_of_processes_sharing_a_study(tmp_path: Path) -> N
     assert stored["lia"]["variants"] == {"A": {"l1": 1.0}, "B": {"l1": 2.0}}
     assert stored["lia"]["minutes"] == {"A": 2.0, "B": 3.0}
     assert stored["other"] == {"variants": {"x": {}}, "minutes": {}}  # other studies are kept
+    store(path, "lia", {"steps": 400, "variants": {"A": {"l1": 0.9}}, "minutes": {}}, merge=True)  # A reused
+    assert json.loads(path.read_text())["lia"]["minutes"]["A"] == 2.0  # its training time stands
     store(path, "lia", {"steps": 400, "variants": {"C": {"l1": 0.5}}, "minutes": {"C": 1.0}}, merge=False)
-    assert json.loads(path.read_text())["lia"]["variants"] == {"C": {"l1": 0.5}}  # a whole-study run replaces it
+    stored = json.loads(path.read_text())["lia"]
+    assert stored["variants"] == {"C": {"l1": 0.5}} and stored["minutes"] == {"C": 1.0}  # a whole-study run
