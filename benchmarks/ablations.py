@@ -41,6 +41,7 @@ from motiontransfer.evaluation.runner import evaluate, evaluate_prediction
 from motiontransfer.experiment import experiment_from_dict, resolve_config
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.training import train_to_steps
+from motiontransfer.training.checkpoints import read_latest
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_TITLES = {"l1": "L1", "akd": "AKD", "mkr": "MKR", "aed": "AED", "psnr": "PSNR", "ssim": "SSIM",
@@ -76,11 +77,16 @@ def variant_run(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> P
     return runs / study["name"] / slug(variant["name"])
 
 
-def train_variant(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> tuple[Path, float]:
-    """Train (or resume, or reuse) one variant: (model file, minutes spent now)."""
+def train_variant(study: dict[str, Any], variant: dict[str, Any], runs: Path) -> tuple[Path, float | None]:
+    """Train (or resume, or reuse) one variant: (model file, minutes spent training now, or None when the run
+    already had the study's steps and was only reused)."""
     config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))
+    run = variant_run(study, variant, runs)
+    before = read_latest(run) if run.exists() else None
     start = time.perf_counter()
-    model = train_to_steps(experiment_from_dict(config), variant_run(study, variant, runs), study["steps"])
+    model = train_to_steps(experiment_from_dict(config), run, study["steps"])
+    if before is not None and before.step >= study["steps"]:
+        return model, None
     return model, (time.perf_counter() - start) / 60
 
 
@@ -164,7 +170,7 @@ def main() -> None:
             result["variants"][variant["name"]] = score_variant(study, model_path,
                                                                 variant_run(study, variant, args.runs),
                                                                 args.videos, args.frames)
-            if minutes >= 0.1:  # a reused run trains nothing now; its stored minutes stand
+            if minutes is not None:  # a reused run's stored minutes stand
                 result["minutes"][variant["name"]] = minutes
             print(f"{study['name']} / {variant['name']}: {result['variants'][variant['name']]}")
             store(args.json, study["name"], result, merge=args.variants is not None)
