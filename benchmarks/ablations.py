@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import re
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import torch
 import yaml
+from machine import describe_machine
 
 from motiontransfer.api import load
 from motiontransfer.config import load_yaml
@@ -162,7 +162,7 @@ def main() -> None:
         if args.studies is not None and study["name"] not in args.studies:
             continue
         result = {"videos": args.videos, "frames": args.frames, "steps": study["steps"], "variants": {},
-                  "minutes": {}, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+                  "minutes": {}, "machine": describe_machine()}
         for variant in study["variants"]:
             if args.variants is not None and variant["name"] not in args.variants:
                 continue

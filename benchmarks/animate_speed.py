@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe_machine
 
 from motiontransfer.experiment import load_experiment
 from motiontransfer.inference.pipeline import animate
@@ -52,7 +53,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = FOMMAnimator(load_experiment(args.config)).eval()
     results = {str(b): ms_per_frame(model, b, args.frames, args.repeats) for b in args.batch_sizes}
-    print(f"{args.config}, {model.size}x{model.size}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{args.config}, {model.size}x{model.size}, {describe_machine()}, torch {torch.__version__}")
     for batch_size, ms in results.items():
         print(f"  batch {batch_size:>2}: {ms:7.0f} ms/frame")
     if args.json is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe_machine
 
 from motiontransfer.api import Animator, load
 from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_file
@@ -258,8 +258,7 @@ def main() -> None:
         if args.export:
             print(f"exported {export(model_path, family)}")
             print(f"wrote {write_gif(family, ROOT / 'docs' / 'images' / f'fomm-{family}.gif')}")
-    threads = torch.get_num_threads()
-    settings = {"machine": f"{platform.processor() or platform.machine()}, {threads} thread{'s' * (threads != 1)}",
+    settings = {"machine": describe_machine(),
                 "eval_videos": args.eval_videos, "frames": args.frames, "torch": torch.__version__}
     table = markdown(results, settings)
     print(table)

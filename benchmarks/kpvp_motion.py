@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from machine import describe_machine
 
 from motiontransfer.evaluation.actions import ground_truth_sequences, load_action_classifier
 from motiontransfer.evaluation.prediction import score_samples
@@ -108,7 +108,7 @@ def main() -> None:
     results["settings"] = {"config": args.config, "train_videos": args.train_videos, "test_videos": args.test_videos,
                            "steps": args.steps or experiment.motion_params.num_steps, "frames": frames,
                            "samples": SAMPLES, "torch": torch.__version__,
-                           "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+                           "machine": describe_machine()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from machine import describe_machine
 
 from motiontransfer.api import load
 from motiontransfer.checkpoint import save_model_file
@@ -232,7 +232,7 @@ def main() -> None:
                                                            for p, s in scores.items()}))
     settings = {"notes": document.get("notes", ""), "sets": args.sets, "videos": args.videos,
                 "frames": args.frames, "torch": torch.__version__,
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
+                "machine": describe_machine()}
     if args.only is not None:  # keep the stored settings (they describe every row); the evaluation is the same
         settings = {**json.loads(args.json.read_text())["settings"], "notes": settings["notes"]}
     args.json.parent.mkdir(parents=True, exist_ok=True)

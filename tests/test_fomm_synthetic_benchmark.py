@@ -54,3 +54,16 @@ def test_results_page_lists_warp_only_l1_and_the_generator_alone() -> None:
     assert "| 50% | - |" in markdown({"faces": {**results["faces"], "reconstruction": old}},
                                       {"machine": "x", "eval_videos": 2, "frames": 5, "torch": "2"})
     assert set(asdict(score(iter([(torch.zeros(3, 2, 2),) * 4])))) >= {"warp_l1", "l1", "copy_l1"}
+
+
+def test_machine_description_counts_threads_in_words() -> None:
+    from machine import describe_machine
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert describe_machine().endswith(", 1 thread")
+        torch.set_num_threads(2)
+        assert describe_machine().endswith(", 2 threads")
+    finally:
+        torch.set_num_threads(before)
