@@ -152,6 +152,11 @@ def write_gif(family: str, out: Path, frames: int = 48) -> Path:
     return out
 
 
+def per_family(results: dict[str, dict], key: str, value_format: str) -> str:
+    """``"faces <value>, puppets <value>"`` for the families whose results hold ``key`` ('' when none does)."""
+    return ", ".join(f"{family} {value_format.format(r[key])}" for family, r in results.items() if key in r)
+
+
 def markdown(results: dict[str, dict], settings: dict) -> str:
     """The results page (docs/fomm-synthetic.md) as Markdown."""
     lines = [
@@ -208,15 +213,11 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
             lines[-1:] = [f"The motion is not what fails: the source warped by the model's own dense motion beats "
                           f"copy-source on every set and task (L1 reduction: {listed}), but the generator's synthesis "
                           "blurs and loses more detail than the motion gains.", ""]
-    selfs = {family: r["self_reconstruction_l1"] for family, r in results.items() if "self_reconstruction_l1" in r}
-    if selfs:
-        listed = ", ".join(f"{family} {value:.4f}" for family, value in selfs.items())
+    if listed := per_family(results, "self_reconstruction_l1", "{:.4f}"):
         lines += [f"Generator alone (the first frame of each test video driven by itself: identity motion, an exact "
                   f"identity warp): L1 {listed}. Where this is above the warp-only L1, the synthesis, not the "
                   "motion, limits the result.", ""]
-    spreads = {family: r["keypoint_spread_px"] for family, r in results.items() if "keypoint_spread_px" in r}
-    if spreads:
-        listed = ", ".join(f"{family} {value:.1f} px" for family, value in spreads.items())
+    if listed := per_family(results, "keypoint_spread_px", "{:.1f} px"):
         lines += [f"Keypoint spread (mean distance of the detected keypoints from their centroid, test frames, 64-px "
                   f"frames): {listed}. Below a few pixels the keypoints have collapsed onto one spot, and the motion "
                   "model is close to a single local affine transform.", ""]
