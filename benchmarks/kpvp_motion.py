@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import describe_machine
+from machine import describe_machine, parse_with_threads
 
 from motiontransfer.evaluation.actions import ground_truth_sequences, load_action_classifier
 from motiontransfer.evaluation.prediction import score_samples
@@ -82,11 +82,7 @@ def main() -> None:
     parser.add_argument("--train-videos", type=int, default=400)
     parser.add_argument("--test-videos", type=int, default=100)
     parser.add_argument("--steps", type=int, default=None, help="motion generator steps [default: the config's]")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "kpvp_motion.json")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "kpvp_motion.json")
     experiment = load_experiment(args.config)
     assert isinstance(experiment, KPVPExperiment)
     frames = experiment.motion_params.num_frames + 1

@@ -67,3 +67,20 @@ def test_machine_description_counts_threads_in_words() -> None:
         assert describe_machine().endswith(", 2 threads")
     finally:
         torch.set_num_threads(before)
+
+
+def test_copy_learning_curve_falls_and_the_warp_free_generator_keeps_shapes() -> None:
+    from copy_learning import WarpFreeGenerator, learning_curve, two_layer_conv
+
+    from motiontransfer.experiment import load_experiment
+
+    torch.manual_seed(0)
+    images = torch.rand(16, 3, 16, 16)
+    curve = learning_curve(two_layer_conv(), images, images[:4], steps=60, every=20, lr=1e-3)
+    assert [step for step, _ in curve] == [20, 40, 60]
+    assert curve[-1][1] < 0.7 * curve[0][1]
+    generator = WarpFreeGenerator(load_experiment("synthetic-faces-64")).eval()
+    with torch.no_grad():
+        out = generator(images[:2])
+    assert out.shape == (2, 3, 16, 16)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
