@@ -31,9 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from machine import describe_machine
+from machine import describe_machine, parse_with_threads
 
 from motiontransfer.api import load
 from motiontransfer.config import load_yaml
@@ -146,13 +145,9 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablations")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "ablations.json")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--variants", nargs="+", default=None,
                         help="only these variants (by name); their scores are merged into the stored study")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "ablations.json")
     studies = yaml.safe_load(args.config.read_text())["studies"]
     known = {variant["name"] for study in studies for variant in study["variants"]}
     unknown = sorted(set(args.variants or ()) - known)

@@ -13,10 +13,9 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 
 import torch
-from machine import describe_machine
+from machine import describe_machine, parse_with_threads
 
 from motiontransfer.experiment import load_experiment
 from motiontransfer.inference.pipeline import animate
@@ -45,11 +44,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--frames", type=int, default=16, help="driving frames per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per batch size (the best is reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, None)
     torch.manual_seed(0)
     model = FOMMAnimator(load_experiment(args.config)).eval()
     results = {str(b): ms_per_frame(model, b, args.frames, args.repeats) for b in args.batch_sizes}

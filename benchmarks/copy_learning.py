@@ -89,7 +89,7 @@ def main() -> None:
     experiment = load_experiment(args.config)
     if not isinstance(experiment, FommExperiment):
         parser.error(f"{args.config} is not a FOMM config")
-    family = "puppets" if "puppets" in experiment.dataset_params.root_dir else "faces"
+    family = ProceduralSpec.parse(experiment.dataset_params.root_dir).family
     train, test = frame_pool(family, "train", 200, 8), frame_pool(family, "test", 16, 4)
     lr = experiment.train_params.lr_generator
     results, minutes = {}, {}

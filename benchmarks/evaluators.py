@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from machine import parse_with_threads
 
 from motiontransfer.evaluation.actions import (
     classification_accuracy,
@@ -40,12 +40,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["keypoints", "identity", "actions"],
                         choices=["keypoints", "identity", "actions"])
     parser.add_argument("--steps", type=int, default=500, help="training steps per evaluator")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "evaluators.json")
     parser.add_argument("--export", action="store_true", help="write the networks into the package")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "evaluators.json")
     results = json.loads(args.json.read_text()) if args.json.is_file() else {}
     for family in args.families:
         for kind in args.kinds:

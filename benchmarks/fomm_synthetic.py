@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe_machine
+from machine import describe_machine, parse_with_threads
 
 from motiontransfer.api import Animator, load
 from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_file
@@ -234,13 +234,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "fomm-synthetic", help="run folders")
     parser.add_argument("--eval-videos", type=int, default=24, help="held-out test videos per family")
     parser.add_argument("--frames", type=int, default=64, help="frames per test video")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fomm_synthetic.json")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--export", action="store_true", help="bundle the trained models and write GIFs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "fomm_synthetic.json")
     previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
     results: dict[str, dict] = previous.get("results", {})
     for family in args.families:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 import yaml
-from machine import describe_machine
+from machine import describe_machine, parse_with_threads
 
 from motiontransfer.api import load
 from motiontransfer.checkpoint import save_model_file
@@ -182,16 +182,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=16, help="test videos per set")
     parser.add_argument("--frames", type=int, default=64, help="frames per test video")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "quality")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "results.md")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME[/SET]",
                         help="score only these models (or model/set pairs) and keep the others' stored results")
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite the Markdown from the stored JSON (notes and budgets from --models), no scoring")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "quality.json")
     document = yaml.safe_load(args.models.read_text())
     if args.markdown_only:
         stored = json.loads(args.json.read_text())
