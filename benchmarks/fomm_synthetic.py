@@ -15,12 +15,20 @@ Usage:
         [--eval-videos 24] [--json benchmarks/results/fomm_synthetic.json] [--markdown docs/fomm-synthetic.md]
         [--export]
 A run folder that already holds a checkpoint is resumed (or reused when it has reached ``--steps``).
+
+``--epochs N`` trains a longer (or shorter) schedule of the same recipe: N epochs, the learning rates divided by 10
+at 60% and 90% of them (the official configs' proportions), and a budget of N epochs' steps unless ``--steps`` is
+given. The 60-epoch results (4x the bundled budget) were written with
+``--epochs 60 --runs runs/fomm-60-epochs --json benchmarks/results/fomm_synthetic_60_epochs.json
+--markdown docs/fomm-synthetic-60-epochs.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,12 +45,15 @@ from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.data.video_io import VideoReader, VideoWriter
 from motiontransfer.demo import run_demo
 from motiontransfer.evaluation.metrics import l1_error, psnr
+from motiontransfer.experiment import FommExperiment, load_experiment
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, weights_dir
 from motiontransfer.training import train_to_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE_NETWORKS = ("kp_detector", "generator")
+DEFAULT_COMMAND = "python benchmarks/fomm_synthetic.py --export --markdown docs/fomm-synthetic.md"
+DEFAULT_JSON = "benchmarks/results/fomm_synthetic.json"
 TARGET_L1_REDUCTION = 0.4
 """The goal: FOMM's L1 at least 40% below the copy-the-source baseline's."""
 
@@ -109,10 +120,25 @@ def keypoint_spread(model: Animator, test: ProceduralSource) -> float:
     return float(spread) * frames.shape[-1] / 2
 
 
-def train_family(family: str, steps: int, runs: Path) -> tuple[Path, float]:
-    """Train (or resume, or reuse) ``synthetic-<family>-64`` to ``steps`` steps; (model file, seconds spent)."""
+def with_epochs(experiment: FommExperiment, epochs: int) -> FommExperiment:
+    """``experiment`` trained for ``epochs`` epochs, its learning rates divided by 10 at 60% and 90% of them (the
+    official configs' proportions, e.g. vox-256's 100 epochs with milestones 60 and 90)."""
+    milestones = sorted({max(1, round(epochs * 0.6)), max(1, round(epochs * 0.9))})
+    params = dataclasses.replace(experiment.train_params, num_epochs=epochs, epoch_milestones=milestones)
+    return dataclasses.replace(experiment, train_params=params)
+
+
+def steps_per_epoch(experiment: FommExperiment) -> int:
+    """Optimisation steps in one epoch of a procedural-data config: videos x num_repeats // batch_size."""
+    params = experiment.train_params
+    videos = ProceduralSpec.parse(experiment.dataset_params.root_dir).videos
+    return videos * params.num_repeats // params.batch_size
+
+
+def train_family(experiment: FommExperiment, steps: int, run: Path) -> tuple[Path, float]:
+    """Train (or resume, or reuse) ``experiment`` in ``run`` to ``steps`` steps; (model file, seconds spent)."""
     start = time.perf_counter()
-    model = train_to_steps(f"synthetic-{family}-64", runs / family, steps)
+    model = train_to_steps(experiment, run, steps)
     return model, time.perf_counter() - start
 
 
@@ -157,17 +183,26 @@ def per_family(results: dict[str, dict], key: str, value_format: str) -> str:
     return ", ".join(f"{family} {value_format.format(r[key])}" for family, r in results.items() if key in r)
 
 
+def schedule(result: dict) -> str:
+    """`` (60 epochs, lr / 10 at epochs 36 and 54)`` for a result that records its schedule, else ''."""
+    if "epochs" not in result:
+        return ""
+    milestones = " and ".join(str(epoch) for epoch in result["epoch_milestones"])
+    return f" ({result['epochs']} epochs, lr / 10 at epochs {milestones})"
+
+
 def markdown(results: dict[str, dict], settings: dict) -> str:
     """The results page (docs/fomm-synthetic.md) as Markdown."""
     lines = [
-        "# FOMM on the procedural sets",
+        settings.get("title", "# FOMM on the procedural sets"),
         "",
-        "Written by `python benchmarks/fomm_synthetic.py --export --markdown docs/fomm-synthetic.md`; the numbers",
-        "are in `benchmarks/results/fomm_synthetic.json`. The configs `synthetic-faces-64` and `synthetic-puppets-64`",
+        f"Written by `{settings.get('command', DEFAULT_COMMAND)}`; the numbers",
+        f"are in `{settings.get('json', DEFAULT_JSON)}`. The configs `synthetic-faces-64` and `synthetic-puppets-64`",
         "(2.2M parameters: keypoint detector 1.09M, generator 1.13M of which dense motion 1.07M; 10 keypoints; no GAN;",
         "pixel-L1 pyramid in place of VGG, whose weights cannot be downloaded here) are trained from scratch on the",
-        "CPU, then evaluated on test identities that no training video shows. The trained models are the package's",
-        "bundled models `fomm-faces` and `fomm-puppets` (float16).",
+        "CPU, then evaluated on test identities that no training video shows.",
+        *settings.get("about", ["The trained models are the package's bundled models `fomm-faces` and "
+                                "`fomm-puppets` (float16)."]),
         "",
         "* reconstruction: the papers' proxy task; the first frame of a test video is animated by every frame of",
         "  the same video (absolute motion) and compared with that frame.",
@@ -188,7 +223,8 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
             warp = f"{s['warp_l1']:.4f}" if "warp_l1" in s else "-"
             lines.append(f"| {family} | {task} | {s['l1']:.4f} | {s['copy_l1']:.4f} | {100 * gain:.0f}% | {warp} | "
                          f"{s['psnr']:.2f} | {s['copy_psnr']:.2f} |")
-    budget = ", ".join(f"{f}: {r['steps']} steps in {r['train_minutes']:.0f} min" for f, r in results.items())
+    budget = ", ".join(f"{f}: {r['steps']} steps{schedule(r)} in {r['train_minutes']:.0f} min"
+                       for f, r in results.items())
     lines += ["", f"Budget: {budget} (batch 8, 64x64, {settings['machine']}, torch {settings['torch']}).",
               f"Evaluation: {settings['eval_videos']} held-out test videos of {settings['frames']} frames per set "
               "(transfer: pairs of them).", "",
@@ -226,26 +262,48 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def page_settings_for_epochs(epochs: int, arguments: list[str], json_path: Path) -> dict:
+    """The results page's title, command, JSON path and model sentence for a run with ``--epochs``."""
+    shown = json_path.resolve().relative_to(ROOT) if json_path.resolve().is_relative_to(ROOT) else json_path
+    return {"title": f"# FOMM on the procedural sets, {epochs} epochs",
+            "command": " ".join(["python benchmarks/fomm_synthetic.py", *arguments]),
+            "json": str(shown),
+            "about": [f"This page is the same recipe trained for {epochs} epochs; the bundled models and the "
+                      "equal-budget comparison with the other families use the configs' 15 epochs "
+                      "([fomm-synthetic.md](fomm-synthetic.md))."]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=["faces", "puppets"], choices=["faces", "puppets"])
-    parser.add_argument("--steps", type=int, default=1500,
-                        help="training steps per family (the budget; the configs' 15 epochs of 100 steps)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per family (the budget) [default: the schedule's epochs; the configs' "
+                             "15 epochs of 100 steps]")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train this many epochs, lr / 10 at 60%% and 90%% of them [default: the config's 15]")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "fomm-synthetic", help="run folders")
     parser.add_argument("--eval-videos", type=int, default=24, help="held-out test videos per family")
     parser.add_argument("--frames", type=int, default=64, help="frames per test video")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--export", action="store_true", help="bundle the trained models and write GIFs")
-    args = parse_with_threads(parser, ROOT / "benchmarks" / "results" / "fomm_synthetic.json")
+    args = parse_with_threads(parser, ROOT / DEFAULT_JSON)
     previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
     results: dict[str, dict] = previous.get("results", {})
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
     for family in args.families:
-        model_path, seconds = train_family(family, args.steps, args.runs)
+        experiment = load_experiment(f"synthetic-{family}-64")
+        if args.epochs is not None:
+            experiment = with_epochs(experiment, args.epochs)
+        steps = args.steps or experiment.train_params.num_epochs * steps_per_epoch(experiment)
+        model_path, seconds = train_family(experiment, steps, args.runs / family)
         model = load(model_path, device="cpu")
         spec = ProceduralSpec(family, size=model.size, videos=args.eval_videos, frames=args.frames, split="test")
         test = ProceduralSource(spec)
         results[family] = {
-            "steps": args.steps,
+            "steps": steps,
+            "epochs": experiment.train_params.num_epochs,
+            "epoch_milestones": list(experiment.train_params.epoch_milestones),
             "train_minutes": seconds / 60 if seconds > 1 else logged_training_minutes(args.runs / family),
             "reconstruction": {**asdict(score(reconstruction_triples(model, test)))},
             "transfer": {**asdict(score(transfer_triples(model, test)))},
@@ -257,6 +315,8 @@ def main() -> None:
             print(f"wrote {write_gif(family, ROOT / 'docs' / 'images' / f'fomm-{family}.gif')}")
     settings = {"machine": describe_machine(),
                 "eval_videos": args.eval_videos, "frames": args.frames, "torch": torch.__version__}
+    if args.epochs is not None:
+        settings.update(page_settings_for_epochs(args.epochs, sys.argv[1:], args.json))
     table = markdown(results, settings)
     print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -84,3 +84,33 @@ def test_copy_learning_curve_falls_and_the_warp_free_generator_keeps_shapes() ->
         out = generator(images[:2])
     assert out.shape == (2, 3, 16, 16)
     assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_longer_schedule_keeps_the_official_milestone_proportions_and_the_page_says_so() -> None:
+    from fomm_synthetic import page_settings_for_epochs, steps_per_epoch, with_epochs
+
+    from motiontransfer.experiment import load_experiment
+
+    bundled = load_experiment("synthetic-faces-64")
+    longer = with_epochs(bundled, 60)
+    assert (longer.train_params.num_epochs, list(longer.train_params.epoch_milestones)) == (60, [36, 54])
+    assert list(with_epochs(bundled, 100).train_params.epoch_milestones) == [60, 90]  # vox-256's schedule
+    assert list(with_epochs(bundled, 1).train_params.epoch_milestones) == [1]
+    assert longer.model_params == bundled.model_params
+    assert bundled.train_params.num_epochs == 15  # the bundled config itself is untouched
+    assert steps_per_epoch(bundled) == 200 * 4 // 8  # 200 videos, 4 repeats, batch 8
+
+    task = {"l1": 0.01, "psnr": 30.0, "copy_l1": 0.02, "copy_psnr": 28.0, "warp_l1": 0.012, "frames": 10}
+    results = {"faces": {"steps": 6000, "epochs": 60, "epoch_milestones": [36, 54], "train_minutes": 190.0,
+                         "reconstruction": task, "transfer": task}}
+    settings = {"machine": "x", "eval_videos": 2, "frames": 5, "torch": "2",
+                **page_settings_for_epochs(60, ["--epochs", "60"], Path("/elsewhere/r.json"))}
+    page = markdown(results, settings)
+    assert page.startswith("# FOMM on the procedural sets, 60 epochs\n")
+    assert "`python benchmarks/fomm_synthetic.py --epochs 60`" in page
+    assert "`/elsewhere/r.json`" in page
+    assert "faces: 6000 steps (60 epochs, lr / 10 at epochs 36 and 54) in 190 min" in page
+    assert "bundled models `fomm-faces`" not in page
+    default_page = markdown(results, {"machine": "x", "eval_videos": 2, "frames": 5, "torch": "2"})
+    assert "bundled models `fomm-faces`" in default_page
+    assert "`benchmarks/results/fomm_synthetic.json`" in default_page
