@@ -202,7 +202,8 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
         "pixel-L1 pyramid in place of VGG, whose weights cannot be downloaded here) are trained from scratch on the",
         "CPU, then evaluated on test identities that no training video shows.",
         *settings.get("about", ["The trained models are the package's bundled models `fomm-faces` and "
-                                "`fomm-puppets` (float16)."]),
+                                "`fomm-puppets` (float16). The same recipe on a 4x longer schedule (`--epochs 60`):",
+                                "[fomm-synthetic-60-epochs.md](fomm-synthetic-60-epochs.md)."]),
         "",
         "* reconstruction: the papers' proxy task; the first frame of a test video is animated by every frame of",
         "  the same video (absolute motion) and compared with that frame.",
@@ -257,8 +258,10 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
         lines += [f"Keypoint spread (mean distance of the detected keypoints from their centroid, test frames, 64-px "
                   f"frames): {listed}. Below a few pixels the keypoints have collapsed onto one spot, and the motion "
                   "model is close to a single local affine transform.", ""]
-    lines += [f"![FOMM on procedural {family}](images/fomm-{family}.gif)" for family in results]
-    lines += ["", "Each GIF: source with keypoints | driving with keypoints | occlusion | prediction | ground truth."]
+    if settings.get("gifs", True):
+        lines += [f"![FOMM on procedural {family}](images/fomm-{family}.gif)" for family in results]
+        lines += ["", "Each GIF: source with keypoints | driving with keypoints | occlusion | prediction | "
+                  "ground truth."]
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +271,7 @@ def page_settings_for_epochs(epochs: int, arguments: list[str], json_path: Path)
     return {"title": f"# FOMM on the procedural sets, {epochs} epochs",
             "command": " ".join(["python benchmarks/fomm_synthetic.py", *arguments]),
             "json": str(shown),
+            "gifs": False,  # docs/images holds the bundled models' animations
             "about": [f"This page is the same recipe trained for {epochs} epochs; the bundled models and the "
                       "equal-budget comparison with the other families use the configs' 15 epochs "
                       "([fomm-synthetic.md](fomm-synthetic.md))."]}

@@ -111,6 +111,7 @@ def test_longer_schedule_keeps_the_official_milestone_proportions_and_the_page_s
     assert "`/elsewhere/r.json`" in page
     assert "faces: 6000 steps (60 epochs, lr / 10 at epochs 36 and 54) in 190 min" in page
     assert "bundled models `fomm-faces`" not in page
+    assert "images/fomm-faces.gif" not in page  # those GIFs show the bundled models
     default_page = markdown(results, {"machine": "x", "eval_videos": 2, "frames": 5, "torch": "2"})
     assert "bundled models `fomm-faces`" in default_page
     assert "`benchmarks/results/fomm_synthetic.json`" in default_page
