@@ -11,9 +11,9 @@ each next to the "copy the source frame" baseline. With ``--export`` the trained
 generator, float16) become the package's bundled models and an animation GIF is written to docs/images.
 
 Usage:
-    python benchmarks/fomm_synthetic.py [--families faces puppets] [--steps 1500] [--runs runs/fomm-synthetic]
-        [--eval-videos 24] [--json benchmarks/results/fomm_synthetic.json] [--markdown docs/fomm-synthetic.md]
-        [--export]
+    python benchmarks/fomm_synthetic.py [--families faces puppets] [--steps 1500] [--epochs N]
+        [--runs runs/fomm-synthetic] [--eval-videos 24] [--json benchmarks/results/fomm_synthetic.json]
+        [--markdown docs/fomm-synthetic.md] [--export]
 A run folder that already holds a checkpoint is resumed (or reused when it has reached ``--steps``).
 
 ``--epochs N`` trains a longer (or shorter) schedule of the same recipe: N epochs, the learning rates divided by 10
