@@ -30,7 +30,6 @@ import dataclasses
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -135,16 +134,9 @@ def steps_per_epoch(experiment: FommExperiment) -> int:
     return videos * params.num_repeats // params.batch_size
 
 
-def train_family(experiment: FommExperiment, steps: int, run: Path) -> tuple[Path, float]:
-    """Train (or resume, or reuse) ``experiment`` in ``run`` to ``steps`` steps; (model file, seconds spent)."""
-    start = time.perf_counter()
-    model = train_to_steps(experiment, run, steps)
-    return model, time.perf_counter() - start
-
-
 def logged_training_minutes(run: Path) -> float:
-    """Wall time of a finished run from its TensorBoard scalars: the sum of the logged seconds per step times the
-    logging interval (for runs trained by an earlier call)."""
+    """Wall time of a run from its TensorBoard scalars: the sum of the logged seconds per step times the logging
+    interval. It covers every session of a resumed run, not only the one this script ran."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run / "tensorboard"))
@@ -300,7 +292,7 @@ def main() -> None:
         if args.epochs is not None:
             experiment = with_epochs(experiment, args.epochs)
         steps = args.steps or experiment.train_params.num_epochs * steps_per_epoch(experiment)
-        model_path, seconds = train_family(experiment, steps, args.runs / family)
+        model_path = train_to_steps(experiment, args.runs / family, steps)
         model = load(model_path, device="cpu")
         spec = ProceduralSpec(family, size=model.size, videos=args.eval_videos, frames=args.frames, split="test")
         test = ProceduralSource(spec)
@@ -308,7 +300,7 @@ def main() -> None:
             "steps": steps,
             "epochs": experiment.train_params.num_epochs,
             "epoch_milestones": list(experiment.train_params.epoch_milestones),
-            "train_minutes": seconds / 60 if seconds > 1 else logged_training_minutes(args.runs / family),
+            "train_minutes": logged_training_minutes(args.runs / family),
             "reconstruction": {**asdict(score(reconstruction_triples(model, test)))},
             "transfer": {**asdict(score(transfer_triples(model, test)))},
             "keypoint_spread_px": keypoint_spread(model, test),
