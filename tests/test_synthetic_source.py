@@ -20,6 +20,15 @@ def test_spec_parsing_and_round_trip() -> None:
     assert ProceduralSpec.parse("procedural:puppets", split="test").split == "test"
 
 
+def test_motion_key_parses_round_trips_and_is_left_out_when_default() -> None:
+    spec = ProceduralSpec.parse("procedural:puppets:videos=5,motion=large")
+    assert (spec.family, spec.videos, spec.motion) == ("puppets", 5, "large")
+    assert str(spec).endswith(",motion=large") and ProceduralSpec.parse(str(spec)) == spec
+    default = ProceduralSpec.parse("procedural:faces:motion=default")
+    assert default == ProceduralSpec("faces") and "motion" not in str(default)
+    assert ProceduralSpec.test_split("procedural:faces:motion=large", 48).motion == "large"
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -30,6 +39,8 @@ def test_spec_parsing_and_round_trip() -> None:
         ("procedural:faces:videos=0", "videos"),
         ("procedural:faces:size=8", "size"),
         ("procedural:faces:split=val", "split"),
+        ("procedural:faces:motion=huge", "motion must be one of default, large"),
+        ("procedural:shapes:motion=large", "not available for shapes"),
         ("faces", "procedural"),
     ],
 )

@@ -8,6 +8,7 @@ and :func:`get_family`. Writing to disk lives in :mod:`motiontransfer.data.synth
 from motiontransfer.data.synthetic.base import Family, RenderedFrame
 from motiontransfer.data.synthetic.source import (
     FAMILIES,
+    MOTIONS,
     ProceduralSource,
     ProceduralSpec,
     ProceduralVideo,
@@ -17,6 +18,7 @@ from motiontransfer.data.synthetic.source import (
 
 __all__ = [
     "FAMILIES",
+    "MOTIONS",
     "Family",
     "ProceduralSource",
     "ProceduralSpec",

@@ -61,9 +61,10 @@ class Family(Protocol):
         """Draw an identity (a frozen dataclass of JSON-able values) from ``rng``."""
         ...
 
-    def sample_motion(self, rng: np.random.Generator, action: str | None = None) -> Any:
+    def sample_motion(self, rng: np.random.Generator, action: str | None = None, motion: str = "default") -> Any:
         """Draw a motion (a frozen dataclass with at least an ``action: str`` field); ``action`` forces the
-        class, otherwise it is drawn uniformly."""
+        class, otherwise it is drawn uniformly. ``motion`` is the motion setting (``default``, or ``large`` where
+        the family offers it: the same draws from ``rng``, so the same action and phases, with wider motion)."""
         ...
 
     def pose(self, motion: Any, time: float) -> Array:

@@ -35,6 +35,7 @@ the open eye.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,8 +155,9 @@ class FaceIdentity:
 @dataclass(frozen=True)
 class FaceMotion:
     """How a face moves: an action class with per-video speed (Hz of the main cycle), amplitude (0.5..1),
-    phases (radians), a blink train (period and offset in seconds), idle-motion phases and a resting
-    expression (``rest_*``, added to the neutral pose)."""
+    phases (radians), a blink train (period and offset in seconds), idle-motion phases and amount (0.5..1) and a
+    resting expression (``rest_*``, added to the neutral pose). ``motion=large`` multiplies the amount by
+    :data:`_LARGE_IDLE` and the amplitude by the action's :data:`_LARGE_AMPLITUDE` factor."""
 
     action: str
     speed: float
@@ -695,6 +697,25 @@ _SPEEDS: dict[str, tuple[float, float]] = {
     "shake": (0.4, 0.8), "tilt": (0.3, 0.6), "surprise": (0.3, 0.5), "sway": (0.3, 0.6),
 }
 
+# motion=large: the same draws, scaled. The idle head motion (translation, roll, scale, yaw, pitch, and with them
+# gaze and brows) is multiplied by _LARGE_IDLE for every action, and each action's amplitude by its factor here.
+# Yaw and pitch stay within the renderer's clip (+-0.7, +-0.5 rad): the largest yaw is shake's
+# 0.45 * 1.0 + 0.06 * _LARGE_IDLE = 0.69, the largest pitch nod's 0.32 * 1.0 + 0.04 * _LARGE_IDLE = 0.48, so these
+# two actions keep their amplitude and move more through the idle translation, roll and scale; tilt (roll) and
+# sway (translation and scale) have no clip and double. Expressions (talk, smile, surprise, blink_look) are near
+# their clips already and keep their amplitude.
+_LARGE_IDLE = 4.0
+_LARGE_AMPLITUDE: dict[str, float] = {
+    "talk": 1.0, "smile": 1.0, "blink_look": 1.0, "nod": 1.0, "shake": 1.0, "tilt": 2.0, "surprise": 1.0,
+    "sway": 2.0,
+}
+
+
+def _enlarge(motion: FaceMotion) -> FaceMotion:
+    """``motion`` with the ``large`` setting's wider head motion (see :data:`_LARGE_AMPLITUDE`)."""
+    return dataclasses.replace(motion, amplitude=motion.amplitude * _LARGE_AMPLITUDE[motion.action],
+                               idle_amount=motion.idle_amount * _LARGE_IDLE)
+
 
 # ------------------------------------------------------------------------------------------------- family
 def _pick(rng: np.random.Generator, options: tuple[Color, ...]) -> Color:
@@ -782,15 +803,21 @@ class FaceFamily:
             center_y=float(rng.uniform(-0.2, -0.08)),
         )
 
-    def sample_motion(self, rng: np.random.Generator, action: str | None = None) -> FaceMotion:
-        """Draw a motion of class ``action`` (uniform over :data:`ACTION_NAMES` if None)."""
+    def sample_motion(self, rng: np.random.Generator, action: str | None = None,
+                      motion: str = "default") -> FaceMotion:
+        """Draw a motion of class ``action`` (uniform over :data:`ACTION_NAMES` if None). ``motion="large"``
+        makes the same draws and widens the head motion: the idle translation, roll, scale change, yaw and pitch
+        (with gaze and brows) times :data:`_LARGE_IDLE`, the action's amplitude times its
+        :data:`_LARGE_AMPLITUDE` factor (larger tilts and sways)."""
+        if motion not in ("default", "large"):
+            raise ValueError(f"unknown motion setting {motion!r}; choose default or large")
         if action is None:
             action = str(rng.choice(ACTION_NAMES))
         if action not in ACTION_NAMES:
             raise ValueError(f"unknown face action {action!r}; choose one of {', '.join(ACTION_NAMES)}")
         low, high = _SPEEDS[action]
         blink_period = float(rng.uniform(2.0, 5.0))
-        return FaceMotion(
+        drawn = FaceMotion(
             action=action,
             speed=float(rng.uniform(low, high)),
             amplitude=float(rng.uniform(0.5, 1.0)),
@@ -805,6 +832,7 @@ class FaceFamily:
             rest_gaze_x=float(rng.uniform(-0.2, 0.2)),
             rest_gaze_y=float(rng.uniform(-0.15, 0.15)),
         )
+        return _enlarge(drawn) if motion == "large" else drawn
 
     def pose(self, motion: FaceMotion, time: float) -> Array:
         """Pose (12,) float64 of ``motion`` at ``time`` seconds: resting expression + idle motion + blinks +

@@ -3,7 +3,8 @@
 A puppet is a front-facing figure made of SDF parts: torso, neck, head, two two-segment arms with hands
 and two two-segment legs with feet. Who it is (:class:`PuppetIdentity`: proportions, colours, textures,
 background, placement) is separate from how it moves (:class:`PuppetMotion`: an action class with
-per-video frequency, amplitude, phase, idle sway and a slow drift of position and scale).
+per-video frequency, amplitude, phase, idle sway and a slow drift of position and scale). The ``large`` motion
+setting (:func:`sample_puppet_motion`) widens the same draws: larger joint excursions, sway and drift, faster drift.
 
 Pose vector (float64, :data:`POSE_NAMES`)::
 
@@ -567,8 +568,12 @@ def sample_puppet_identity(rng: np.random.Generator) -> PuppetIdentity:
     )
 
 
-def sample_puppet_motion(rng: np.random.Generator, action: str | None = None) -> PuppetMotion:
-    """Draw a random :class:`PuppetMotion`; ``action`` forces the class, otherwise it is uniform."""
+def sample_puppet_motion(rng: np.random.Generator, action: str | None = None,
+                         motion: str = "default") -> PuppetMotion:
+    """Draw a random :class:`PuppetMotion`; ``action`` forces the class, otherwise it is uniform. ``motion="large"``
+    makes the same draws and widens them (:func:`_enlarge`)."""
+    if motion not in ("default", "large"):
+        raise ValueError(f"unknown motion setting {motion!r}; choose default or large")
     if action is None:
         action = ACTION_NAMES[int(rng.integers(len(ACTION_NAMES)))]
     elif action not in ACTION_NAMES:
@@ -579,12 +584,39 @@ def sample_puppet_motion(rng: np.random.Generator, action: str | None = None) ->
     def drift(amplitude: float) -> tuple[float, float, float]:
         return (u(0.0, amplitude), u(0.04, 0.15), u(0.0, 2 * math.pi))
 
-    return PuppetMotion(
+    drawn = PuppetMotion(
         action=action, frequency=u(low, high), amplitude=u(0.8, 1.1), phase=u(0.0, 2 * math.pi),
         side=str(rng.choice(["l", "r"])), rest_shoulder=u(0.1, 0.3), rest_elbow=u(-0.25, 0.0),
         rest_hip=u(0.03, 0.1), sway_amplitude=u(0.0, 0.05), sway_frequency=u(0.15, 0.4),
         sway_phase=u(0.0, 2 * math.pi), drift_x=drift(0.08), drift_y=drift(0.025), drift_scale=drift(0.06),
     )
+    return _enlarge(drawn) if motion == "large" else drawn
+
+
+# motion=large: each action's amplitude times its factor, bounded where an action's formula needs it (squat and
+# walk shorten the thighs by log(1 - c * amplitude), jumping_jacks caps its amplitude at 1 for the arms), the idle
+# sway and the drift of horizontal position and scale times their factors, and every drift (vertical too) faster so
+# that more of a drift cycle falls within a clip.
+_LARGE_AMPLITUDE = types.MappingProxyType({
+    "wave": 2.0, "squat": 1.4, "jump": 1.5, "walk": 1.2, "arm_circles": 1.6, "clap": 1.5, "kick": 1.15,
+    "side_bend": 1.1, "jumping_jacks": 2.0,
+})
+_LARGE_SWAY = 2.0
+_LARGE_DRIFT = types.MappingProxyType({"x": 3.0, "y": 1.0, "scale": 2.5})
+_LARGE_DRIFT_SPEED = 3.0
+
+
+def _enlarge(motion: PuppetMotion) -> PuppetMotion:
+    """``motion`` with the ``large`` setting's wider limb motion and more body translation and scale change."""
+
+    def drift(params: tuple[float, float, float], axis: str) -> tuple[float, float, float]:
+        amplitude, frequency, phase = params
+        return (amplitude * _LARGE_DRIFT[axis], frequency * _LARGE_DRIFT_SPEED, phase)
+
+    return dataclasses.replace(
+        motion, amplitude=motion.amplitude * _LARGE_AMPLITUDE[motion.action],
+        sway_amplitude=motion.sway_amplitude * _LARGE_SWAY, drift_x=drift(motion.drift_x, "x"),
+        drift_y=drift(motion.drift_y, "y"), drift_scale=drift(motion.drift_scale, "scale"))
 
 
 class PuppetFamily:
@@ -600,9 +632,11 @@ class PuppetFamily:
         """Draw a :class:`PuppetIdentity` from ``rng``."""
         return sample_puppet_identity(rng)
 
-    def sample_motion(self, rng: np.random.Generator, action: str | None = None) -> PuppetMotion:
-        """Draw a :class:`PuppetMotion` from ``rng``; ``action`` forces the action class."""
-        return sample_puppet_motion(rng, action)
+    def sample_motion(self, rng: np.random.Generator, action: str | None = None,
+                      motion: str = "default") -> PuppetMotion:
+        """Draw a :class:`PuppetMotion` from ``rng``; ``action`` forces the action class, ``motion`` is the
+        motion setting (``default`` or ``large``)."""
+        return sample_puppet_motion(rng, action, motion)
 
     def pose(self, motion: PuppetMotion, time: float) -> Array:
         """Pose vector (17,) float64 of ``motion`` at ``time`` seconds."""

@@ -188,8 +188,12 @@ class ShapeFamily:
         return ShapesIdentity(tuple(shapes), int(rng.integers(2, MAX_SHAPES + 1)),
                               random_background(rng, max_clutter=2))
 
-    def sample_motion(self, rng: np.random.Generator, action: str | None = None) -> ShapesMotion:
-        """Draw a motion of class ``action`` (uniform over :data:`ACTION_NAMES` if None)."""
+    def sample_motion(self, rng: np.random.Generator, action: str | None = None,
+                      motion: str = "default") -> ShapesMotion:
+        """Draw a motion of class ``action`` (uniform over :data:`ACTION_NAMES` if None); shapes have only the
+        ``default`` motion setting."""
+        if motion != "default":
+            raise ValueError(f"shapes have only the default motion setting, got {motion!r}")
         if action is None:
             action = str(rng.choice(ACTION_NAMES))
         if action not in ACTION_NAMES:

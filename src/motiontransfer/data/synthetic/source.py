@@ -4,7 +4,7 @@ A :class:`ProceduralSource` is an indexable collection of videos of one family. 
 ``i // clips_per_identity`` performing its own motion ``i``; both are drawn from random generators keyed on
 ``(seed, split, index)``, so train and test identities are disjoint and any frame can be rendered alone.
 The spec string ``procedural:faces:size=64,videos=200,frames=64,seed=0`` names such a source wherever a data
-folder is accepted.
+folder is accepted; ``motion=large`` (faces and puppets) gives the same identities and actions with wider motion.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ FAMILIES: dict[str, str] = {
     "faces": "motiontransfer.data.synthetic.faces:FaceFamily",
     "shapes": "motiontransfer.data.synthetic.shapes:ShapeFamily",
 }
+MOTIONS: dict[str, tuple[str, ...]] = {
+    "puppets": ("default", "large"),
+    "faces": ("default", "large"),
+    "shapes": ("default",),
+}
+"""The motion settings each family offers (the spec's ``motion`` key); ``default`` is the original data."""
 _SPLIT_KEYS = {"train": 0, "test": 1}
+_TEXT_KEYS = ("split", "motion")
 Split = Literal["train", "test"]
 
 
@@ -51,6 +58,10 @@ class ProceduralSpec:
         seed: master seed; with the split and index it fixes every identity and motion.
         clips_per_identity: consecutive videos sharing one identity (with different motions).
         split: ``train`` or ``test``; the two draw disjoint identities.
+        motion: ``default`` or ``large`` (see :data:`MOTIONS`): ``large`` draws the same identities, actions and
+            phases with wider motion (larger head turns, roll, scale change and translation for faces; wider limb
+            motion, more body translation and scale change for puppets). ``default`` is the original data and
+            is left out of the spec string.
     """
 
     family: str
@@ -60,6 +71,7 @@ class ProceduralSpec:
     seed: int = 0
     clips_per_identity: int = 1
     split: Split = "train"
+    motion: str = "default"
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -71,6 +83,12 @@ class ProceduralSpec:
             raise UserError(f"procedural data: size must be at least 16 pixels, got {self.size}")
         if self.split not in _SPLIT_KEYS:
             raise UserError(f"procedural data: split must be train or test, got {self.split!r}")
+        if self.motion not in MOTIONS[self.family]:
+            known = sorted({motion for motions in MOTIONS.values() for motion in motions})
+            if self.motion in known:
+                raise UserError(f"procedural data: motion={self.motion} is not available for {self.family}; it "
+                                f"offers {', '.join(MOTIONS[self.family])}")
+            raise UserError(f"procedural data: motion must be one of {', '.join(known)}, got {self.motion!r}")
 
     @classmethod
     def parse(cls, text: str, **overrides: Any) -> ProceduralSpec:
@@ -89,7 +107,7 @@ class ProceduralSpec:
             if not sep or key not in fields or key == "family":
                 valid = ", ".join(k for k in fields if k != "family")
                 raise UserError(f"procedural data: bad option {item!r} in {text!r}; options: {valid}")
-            if key == "split":
+            if key in _TEXT_KEYS:
                 values[key] = raw.strip()
                 continue
             try:
@@ -112,8 +130,9 @@ class ProceduralSpec:
         return spec if "size=" in text else dataclasses.replace(spec, size=size)
 
     def __str__(self) -> str:
+        motion = "" if self.motion == "default" else f",motion={self.motion}"
         return (f"{PREFIX}{self.family}:size={self.size},videos={self.videos},frames={self.frames},"
-                f"seed={self.seed},clips_per_identity={self.clips_per_identity},split={self.split}")
+                f"seed={self.seed},clips_per_identity={self.clips_per_identity},split={self.split}{motion}")
 
 
 def is_procedural(data: str) -> bool:
@@ -174,7 +193,7 @@ class ProceduralSource:
         self._check(index)
         identity_index = index // self.spec.clips_per_identity
         identity = self.family.sample_identity(self._rng(identity_index, 0))
-        motion = self.family.sample_motion(self._rng(index, 1))
+        motion = self.family.sample_motion(self._rng(index, 1), motion=self.spec.motion)
         return ProceduralVideo(index, identity_index, identity, motion, str(motion.action),
                                self.spec.frames, float(self.family.fps))
 
