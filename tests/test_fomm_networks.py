@@ -198,7 +198,8 @@ def test_encode_source_then_decode_equals_forward(small_models) -> None:
         kp_source, kp_driving = kp_detector(source), kp_detector(driving)
         full = generator(source, kp_source, kp_driving)
         features = generator.encode_source(source)
-        assert features.shape == (2, 32, SIZE // 4, SIZE // 4)
+        assert [tuple(level.shape) for level in features] == [(2, 8, SIZE, SIZE), (2, 16, SIZE // 2, SIZE // 2),
+                                                              (2, 32, SIZE // 4, SIZE // 4)]
         split = generator.decode(features, source, kp_source, kp_driving)
     assert full.keys() == split.keys()
     for key in full:

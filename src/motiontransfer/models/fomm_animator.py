@@ -107,7 +107,7 @@ class FOMMAnimator(AnimationModel):
         return KeypointMotion(value, jacobian)
 
     def encode_source(self, source: torch.Tensor) -> SourceState:
-        """source (1, 3, H, W) -> its keypoints and the generator's encoder features (1, C', H/4, W/4)."""
+        """source (1, 3, H, W) -> its keypoints and the generator's encoder features (a list, finest level first)."""
         return SourceState(image=source, motion=self.extract_motion(source),
                            features=self.generator.encode_source(source))
 
@@ -121,7 +121,8 @@ class FOMMAnimator(AnimationModel):
         """
         batch = target_motion.batch_size
         image, features = source_state.image, source_state.features
-        out = self.generator.decode(features.expand(batch, -1, -1, -1), image.expand(batch, -1, -1, -1),
+        out = self.generator.decode([level.expand(batch, -1, -1, -1) for level in features],
+                                    image.expand(batch, -1, -1, -1),
                                     source_state.motion.expand(batch).as_dict(), target_motion.as_dict())
         return {"prediction": out["prediction"], **{key: out[key] for key in RENDER_EXTRAS if key in out}}
 
