@@ -18,6 +18,7 @@ from motiontransfer.losses import (
     equivariance_value_loss,
     feature_matching_loss,
     find_vgg19_weights,
+    keypoint_separation_loss,
     kl_divergence_normal,
     load_vgg19_weights,
     lsgan_discriminator_loss,
@@ -345,3 +346,26 @@ def test_kl_divergence_normal_closed_form() -> None:
     prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
     expected = torch.distributions.kl_divergence(posterior, prior).sum(-1).mean()
     torch.testing.assert_close(kl_divergence_normal(mu, logvar), expected)
+
+
+# ------------------------------------------------------------------------------------------ keypoint separation
+
+
+def test_keypoint_separation_matches_hand_computed_values() -> None:
+    # two keypoints 0.3 apart, sigma 0.1: exp(-0.09 / 0.02) = exp(-4.5); coinciding keypoints give 1
+    pair = torch.tensor([[[0.0, 0.0], [0.3, 0.0]]])
+    assert math.isclose(float(keypoint_separation_loss(pair, 0.1)), math.exp(-4.5), rel_tol=1e-6)
+    assert float(keypoint_separation_loss(torch.zeros(2, 4, 2), 0.1)) == 1.0
+    # three keypoints: pairs at distances 0.1, 0.2 and sqrt(0.05); mean over the 6 ordered pairs
+    three = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [0.1, 0.2]]])
+    expected = (math.exp(-0.01 / 0.02) + math.exp(-0.04 / 0.02) + math.exp(-0.05 / 0.02)) / 3
+    assert math.isclose(float(keypoint_separation_loss(three, 0.1)), expected, rel_tol=1e-6)
+    assert float(keypoint_separation_loss(torch.zeros(1, 1, 2), 0.1)) == 0.0
+
+
+def test_keypoint_separation_gradient_pushes_close_keypoints_apart() -> None:
+    keypoints = torch.tensor([[[0.0, 0.0], [0.05, 0.02], [0.9, 0.9]]], requires_grad=True)
+    keypoint_separation_loss(keypoints, 0.1).backward()
+    moved = keypoints.detach() - 0.5 * keypoints.grad
+    assert torch.dist(moved[0, 0], moved[0, 1]) > torch.dist(keypoints[0, 0].detach(), keypoints[0, 1].detach())
+    assert keypoints.grad[0, 2].abs().max() < 1e-6  # the far keypoint feels (almost) nothing

@@ -17,7 +17,7 @@ from motiontransfer.data.datasets import open_training_data
 from motiontransfer.data.video_io import read_image
 from motiontransfer.errors import ConfigError, UserError
 from motiontransfer.experiment import ResizeParams
-from motiontransfer.losses import PerceptualPyramidLoss
+from motiontransfer.losses import PerceptualPyramidLoss, keypoint_separation_loss
 from motiontransfer.training import train
 from motiontransfer.training.checkpoints import load_training_state, read_latest
 from motiontransfer.training.distributed import DistributedContext
@@ -115,6 +115,21 @@ def test_equivariance_losses_are_present_finite_and_configurable() -> None:
     assert set(only_value.losses) == {"perceptual", "equivariance_value"}
     none = _generator_output(_task(loss_weights={"equivariance_jacobian": 0, "equivariance_value": 0}), batch)
     assert set(none.losses) == {"perceptual"} and "transformed_frame" not in none.generated
+
+
+def test_keypoint_separation_prior_is_off_by_default_and_weighted_when_on() -> None:
+    batch = _batch()
+    assert "keypoint_separation" not in _generator_output(_task(), batch).losses
+    task = _task(loss_weights={"keypoint_separation": 2.0}, keypoint_separation_sigma=0.2)
+    out = _generator_output(task, batch)
+    kp_source, kp_driving = out.generated["kp_source"]["value"], out.generated["kp_driving"]["value"]
+    expected = 2.0 * 0.5 * (keypoint_separation_loss(kp_source, 0.2) + keypoint_separation_loss(kp_driving, 0.2))
+    assert torch.allclose(out.losses["keypoint_separation"], expected)
+    task.plain.kp_detector.zero_grad()
+    out.losses["keypoint_separation"].backward()
+    assert task.plain.kp_detector.kp.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="keypoint_separation_sigma"):
+        _task(keypoint_separation_sigma=0)
 
 
 def test_adversarial_step_trains_the_discriminator_only_in_its_own_step() -> None:

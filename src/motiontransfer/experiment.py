@@ -140,6 +140,10 @@ class LossWeights:
     perceptual: list[float] = field(default_factory=lambda: [10.0] * 5)
     equivariance_value: float = 10.0
     equivariance_jacobian: float = 10.0
+    keypoint_separation: float = 0.0
+    """Ours, 0 (off) in every official config: weight of the keypoint separation prior
+    (:func:`motiontransfer.losses.keypoint_separation_loss`; its length scale is
+    ``train_params.keypoint_separation_sigma``)."""
 
 
 @dataclass
@@ -195,6 +199,13 @@ class TrainParams(RunParams, PerceptualParams):
     checkpoint_freq: int = 50
     transform_params: TransformParams | None = field(default_factory=TransformParams)
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    keypoint_separation_sigma: float = 0.1
+    """Ours: the separation prior's length scale in [-1, 1] coordinates (0.1 = 3.2 px at 64 px)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keypoint_separation_sigma <= 0:
+            raise ValueError(f"keypoint_separation_sigma must be positive, got {self.keypoint_separation_sigma}")
 
 
 # -------------------------------------------------------------------------------------- test / animation

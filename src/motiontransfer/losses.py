@@ -364,6 +364,30 @@ def equivariance_jacobian_loss(kp_driving_jacobian: torch.Tensor, kp_transformed
     return (eye - normalised).abs().mean()
 
 
+def keypoint_separation_loss(keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separation prior on unsupervised keypoints (ours for FOMM; after Zhang et al., CVPR 2018, Eq. 6):
+    ``mean over pairs k != l of exp(-|p_k - p_l|^2 / (2 sigma^2))``.
+
+    FOMM's losses do not stop several keypoints from settling on the same spot, and on small-motion data one keypoint
+    with its affine Jacobian explains most of a rigid motion, so they do; this term pushes keypoints closer than about
+    2 sigma apart and is nearly 0 beyond.
+
+    Args:
+        keypoints: (B, K, 2) keypoints in [-1, 1] coordinates, K >= 2.
+        sigma: length scale in the same coordinates (> 0).
+
+    Returns:
+        Scalar in (0, 1]: 1 when all keypoints coincide.
+    """
+    num_kp = keypoints.shape[1]
+    if num_kp < 2:
+        return keypoints.new_zeros(())
+    squared = (keypoints[:, :, None, :] - keypoints[:, None, :, :]).pow(2).sum(-1)  # (B, K, K)
+    closeness = torch.exp(-squared / (2 * sigma**2))
+    off_diagonal = ~torch.eye(num_kp, dtype=torch.bool, device=keypoints.device)
+    return closeness[:, off_diagonal].mean()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # GAN losses
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ One optimisation step is
    reconstruction of the driving frame, and the weighted losses: the perceptual pyramid loss (Eq. 9 on an image
    pyramid; its pixel-L1 fallback without VGG19 weights), with ``generator_gan > 0`` the LSGAN generator loss and
    discriminator feature matching, and with ``transform_params`` set the equivariance losses on a random TPS
-   deformation of the driving frame (Eq. 11 for the keypoints, Eq. 13 for the Jacobians). Their sum updates the
-   keypoint detector and the generator;
+   deformation of the driving frame (Eq. 11 for the keypoints, Eq. 13 for the Jacobians), and with
+   ``keypoint_separation > 0`` (ours, off in the official configs) a prior that keeps keypoints apart. Their sum
+   updates the keypoint detector and the generator;
 2. with ``generator_gan > 0``, a *discriminator step* (:func:`discriminator_step`): the LSGAN discriminator loss on
    the real driving frame and the detached prediction (keypoints detached, as the official code), weighted by
    ``discriminator_gan``.
@@ -39,6 +40,7 @@ from motiontransfer.losses import (
     equivariance_jacobian_loss,
     equivariance_value_loss,
     feature_matching_loss,
+    keypoint_separation_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     pyramid_key,
@@ -254,6 +256,10 @@ def generator_step(networks: FommNetworks, source: torch.Tensor, driving: torch.
                                                         weights, align_corners)
         losses.update(equivariance)
         generated["transformed_frame"] = transformed
+    if weights.keypoint_separation != 0:
+        sigma = train_params.keypoint_separation_sigma
+        losses["keypoint_separation"] = weights.keypoint_separation * 0.5 * (
+            keypoint_separation_loss(kp_source["value"], sigma) + keypoint_separation_loss(kp_driving["value"], sigma))
     loss = torch.stack(list(losses.values())).sum()
     return GeneratorStepOutput(loss, losses, generated, pyramid_real, pyramid_generated)
 
