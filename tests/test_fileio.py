@@ -1,12 +1,24 @@
-"""Tests for motiontransfer.fileio: atomic writes of files and folders."""
+"""Tests for motiontransfer.fileio: atomic writes of files and folders, and faults of the machine or the path as
+one user error naming the target."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
-from motiontransfer.fileio import AtomicOutput, atomic_output, atomic_write_bytes, atomic_write_text
+from motiontransfer.errors import OutputFileError
+from motiontransfer.fileio import (
+    AtomicOutput,
+    atomic_output,
+    atomic_write_bytes,
+    atomic_write_text,
+    describe_kind,
+    fault_errno,
+    not_a_folder,
+)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -111,3 +123,64 @@ def test_explicit_open_commit_discard(tmp_path: Path) -> None:
     output.discard()  # idempotent
     assert target.read_text() == "a"
     assert _leftovers(tmp_path) == []
+
+
+def test_a_parent_that_is_a_file_is_named_and_nothing_is_created(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    target = tmp_path / "notes.txt" / "sub" / "out.mp4"
+    assert not_a_folder(target) == tmp_path / "notes.txt"
+    with pytest.raises(OutputFileError, match="notes.txt is a file, not a folder") as caught:
+        atomic_write_text(target, "x")
+    assert caught.value.path == target
+    assert (tmp_path / "notes.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize(("number", "reason"), [(errno.ENOSPC, "no space left on the device"),
+                                                (errno.EROFS, "the file system is read-only"),
+                                                (errno.EACCES, "permission denied")])
+def test_a_machine_fault_in_the_block_becomes_one_user_error(tmp_path: Path, number: int, reason: str) -> None:
+    target = tmp_path / "out.bin"
+    with pytest.raises(OutputFileError) as caught, atomic_output(target) as temp:
+        temp.write_bytes(b"half")
+        raise OSError(number, os.strerror(number), str(temp))
+    assert str(caught.value) == f"{target}: cannot be written ({reason})"  # the target, not the hidden file
+    assert isinstance(caught.value.__cause__, OSError)
+    assert not target.exists() and _leftovers(tmp_path) == []
+
+
+def test_bugs_keep_their_own_exception(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as caught, atomic_output(tmp_path / "a.bin"):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+    assert not isinstance(caught.value, OutputFileError)
+    with pytest.raises(ValueError), atomic_output(tmp_path / "b.bin"):
+        raise ValueError("a bug")
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_file_of_a_folder_output_is_named_at_its_final_place(tmp_path: Path) -> None:
+    with pytest.raises(OutputFileError) as caught, atomic_output(tmp_path / "frames", directory=True) as temp:
+        raise OutputFileError(temp / "000001.png", "cannot be written (no space left on the device)")
+    assert caught.value.path == tmp_path / "frames" / "000001.png"
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "frames").exists()
+
+
+def test_fault_errno_reads_oserrors_and_safetensors_messages() -> None:
+    class SafetensorError(Exception):
+        pass
+
+    assert fault_errno(OSError(errno.ENOSPC, "full")) == errno.ENOSPC
+    message = "Error while serializing: I/O error: No space left on device (os error 28)"
+    assert fault_errno(SafetensorError(message)) == errno.ENOSPC
+    assert fault_errno(SafetensorError("header too large")) is None
+    assert fault_errno(ValueError("os error 28")) is None
+
+
+def test_describe_kind_names_what_is_there(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "broken").symlink_to(tmp_path / "gone")
+    assert describe_kind(tmp_path) == "a folder"
+    assert describe_kind(tmp_path / "file") == "a file"
+    assert describe_kind(tmp_path / "broken") == "a broken symbolic link"
+    assert describe_kind(tmp_path / "missing") == "nothing"
+    if Path("/dev/null").exists():
+        assert describe_kind(Path("/dev/null")) == "a character device"

@@ -22,5 +22,10 @@ class InputFileError(UserError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class OutputFileError(InputFileError):
+    """An output file or folder cannot be written (no space left, a read-only or permission-denied folder, a parent
+    that is a file); the message names the target, never the hidden temporary file."""
+
+
 class ConfigError(UserError):
     """A configuration value or key is invalid; the message names the key."""

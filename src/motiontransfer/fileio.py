@@ -8,18 +8,119 @@ until the new one is complete.
 Temporary names look like ``.out.tmp-3f9a1c2b.mp4`` for ``out.mp4``: hidden, recognisable, in the same folder
 (so the final rename is atomic on the same file system) and ending with the target's suffix so that encoders
 can infer the format from the name.
+
+A write that fails because of the machine or the path rather than a bug (no space left, a read-only or
+permission-denied folder, a parent that is a file) raises :class:`~motiontransfer.errors.OutputFileError` naming the
+target (see :func:`output_fault`); the temporary output is deleted first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
 import shutil
+import stat
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 
-__all__ = ["AtomicOutput", "atomic_output", "atomic_write_bytes", "atomic_write_text", "temporary_sibling"]
+from motiontransfer.errors import OutputFileError
+
+__all__ = [
+    "OUTPUT_FAULTS",
+    "AtomicOutput",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "describe_kind",
+    "fault_errno",
+    "not_a_folder",
+    "output_fault",
+    "raise_output_fault",
+    "temporary_sibling",
+]
+
+OUTPUT_FAULTS: Mapping[int, str] = MappingProxyType({
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error from the device",
+})
+"""Errors of the machine or of the path (not bugs) that stop an output from being written, with what the user is
+told about each."""
+# errno values of creating a file or folder below something that is not a folder.
+_NOT_A_FOLDER_ERRNOS = frozenset({errno.ENOTDIR, errno.EEXIST, errno.ENOENT})
+
+
+def fault_errno(exc: BaseException) -> int | None:
+    """The ``errno`` of a failed read or write: an ``OSError``'s (PyAV's errors are OSErrors too), or the
+    ``os error N`` a safetensors error quotes; None for anything else."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    if type(exc).__name__ == "SafetensorError":  # safetensors (Rust) reports I/O errors only in its message
+        match = re.search(r"os error (\d+)", str(exc))
+        return int(match.group(1)) if match else None
+    return None
+
+
+def describe_kind(path: Path) -> str:
+    """What is at ``path``, for messages: ``a folder``, ``a file``, ``a character device``, ... or ``nothing``."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return "nothing"
+    if stat.S_ISLNK(mode) and not path.exists():
+        return "a broken symbolic link"
+    mode = path.stat().st_mode if stat.S_ISLNK(mode) else mode
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def not_a_folder(path: str | Path) -> Path | None:
+    """The first existing ancestor of ``path`` that is not a folder (where a folder would have to be created), or
+    None when every existing ancestor is a folder."""
+    for parent in reversed(Path(path).parents):
+        if not parent.exists():
+            return None if not parent.is_symlink() else parent
+        if not parent.is_dir():
+            return parent
+    return None
+
+
+def output_fault(path: str | Path, exc: BaseException) -> OutputFileError | None:
+    """The user's error for a failure to write ``path``, or None when ``exc`` is no fault of the machine or the path.
+
+    Faults are the errors of :data:`OUTPUT_FAULTS` and creating ``path`` below something that is not a folder; any
+    other exception (a bug) is left to keep its traceback. The message names ``path``, not the temporary file.
+    """
+    if isinstance(exc, OutputFileError):
+        return None
+    number = fault_errno(exc)
+    if number is None:
+        return None
+    path = Path(path)
+    blocker = not_a_folder(path)
+    if blocker is not None and number in _NOT_A_FOLDER_ERRNOS:
+        return OutputFileError(path, f"cannot be written: {blocker} is {describe_kind(blocker)}, not a folder")
+    if number not in OUTPUT_FAULTS:
+        return None
+    return OutputFileError(path, f"cannot be written ({OUTPUT_FAULTS[number]})")
+
+
+def raise_output_fault(path: str | Path, exc: BaseException) -> None:
+    """Raise :func:`output_fault` of ``exc`` (chained to it) when it is one; return otherwise, for the caller to
+    re-raise ``exc``."""
+    fault = output_fault(path, exc)
+    if fault is not None:
+        raise fault from exc
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -80,18 +181,29 @@ class AtomicOutput:
         """
         if self.temp_path is not None:
             raise RuntimeError(f"atomic output for {self.path} is already open")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        blocker = not_a_folder(self.path)
+        if blocker is not None:
+            raise OutputFileError(self.path, f"cannot be written: {blocker} is {describe_kind(blocker)}, not a folder")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            candidate = self._reserve()
+        except OSError as exc:
+            raise_output_fault(self.path, exc)
+            raise
+        self.temp_path = candidate
+        return candidate
+
+    def _reserve(self) -> Path:
+        """An unused temporary path; created as an empty folder for folder outputs."""
         while True:
             candidate = temporary_sibling(self.path)
             if not self.directory:
-                break
+                return candidate
             try:
                 candidate.mkdir()
-                break
+                return candidate
             except FileExistsError:
                 continue
-        self.temp_path = candidate
-        return candidate
 
     def commit(self) -> Path:
         """Move the finished temporary file or folder onto the target and return the target path.
@@ -111,9 +223,10 @@ class AtomicOutput:
             else:
                 _fsync(temp)
                 os.replace(temp, self.path)
-        except BaseException:
+        except BaseException as exc:
             _remove(temp)
             self.temp_path = None
+            raise_output_fault(self.path, exc)
             raise
         self.temp_path = None
         _fsync(self.path.parent)
@@ -157,8 +270,14 @@ class AtomicOutput:
     ) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        temp = self.temp_path
+        self.discard()
+        if isinstance(exc, OutputFileError) and temp is not None and exc.path.is_relative_to(temp):
+            # a file of a folder output: name it at its final place, not inside the hidden temporary folder
+            raise OutputFileError(self.path / exc.path.relative_to(temp), exc.reason) from exc
+        if exc is not None:
+            raise_output_fault(self.path, exc)
 
 
 def atomic_output(path: str | Path, *, directory: bool = False) -> AtomicOutput:
@@ -178,7 +297,8 @@ def atomic_output(path: str | Path, *, directory: bool = False) -> AtomicOutput:
     Returns:
         A context manager whose ``__enter__`` returns the temporary path (same folder as ``path``, hidden
         name, same suffix). On normal exit the temporary output is renamed onto ``path``; on any exception
-        (including ``KeyboardInterrupt``) it is deleted and an existing ``path`` is left untouched.
+        (including ``KeyboardInterrupt``) it is deleted and an existing ``path`` is left untouched. A fault of the
+        machine or the path (:func:`output_fault`) is raised as :class:`~motiontransfer.errors.OutputFileError`.
     """
     return AtomicOutput(path, directory=directory)
 

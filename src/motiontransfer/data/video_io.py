@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from motiontransfer.errors import InputFileError, UserError
-from motiontransfer.fileio import AtomicOutput, atomic_output
+from motiontransfer.fileio import AtomicOutput, atomic_output, describe_kind, raise_output_fault
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -772,23 +772,30 @@ class _AudioCopier:
         return stream
 
     def feed_until(self, seconds: float) -> None:
-        """Write all source audio that starts before ``seconds`` (output time)."""
-        try:
-            while not self.exhausted:
+        """Write all source audio that starts before ``seconds`` (output time).
+
+        Reading the source fails with InputFileError naming it; a failure to write the output is left as it is
+        (the writer reports it against the output).
+        """
+        while not self.exhausted:
+            if self.pending is None:
+                self.pending = self._read(lambda: next(self.packets, None))
                 if self.pending is None:
-                    try:
-                        self.pending = next(self.packets)
-                    except StopIteration:
-                        self.exhausted = True
-                        return
-                packet = self.pending
-                if packet.dts is None or packet.pts is None:
-                    self.pending = None
-                    continue
-                if float(packet.pts * packet.time_base) >= seconds:
+                    self.exhausted = True
                     return
+            packet = self.pending
+            if packet.dts is None or packet.pts is None:
                 self.pending = None
-                self._write(packet)
+                continue
+            if float(packet.pts * packet.time_base) >= seconds:
+                return
+            self.pending = None
+            self._write(packet)
+
+    def _read(self, action: Any) -> Any:
+        """``action()``, a read from the source; its PyAV/OS errors become InputFileError naming the source."""
+        try:
+            return action()
         except _AV_ERRORS as exc:
             raise InputFileError(self.source, f"cannot copy its audio ({_av_reason(exc)})") from exc
 
@@ -798,7 +805,7 @@ class _AudioCopier:
             packet.stream = self.out_stream
             self.output.mux(packet)
             return
-        for frame in packet.decode():
+        for frame in self._read(packet.decode):
             frame.pts = None
             self.output.mux(self.out_stream.encode(frame))
 
@@ -950,7 +957,7 @@ def _check_replaceable_folder(path: Path) -> None:
     if not path.exists():
         return
     if not path.is_dir():
-        raise InputFileError(path, "exists and is a file; cannot write a folder of frames there")
+        raise InputFileError(path, f"exists and is {describe_kind(path)}; cannot write a folder of frames there")
     with os.scandir(path) as entries:
         foreign = [entry.name for entry in entries if not (_is_image_name(entry.name) and entry.is_file())]
     if foreign:
@@ -979,6 +986,8 @@ class VideoWriter:
     Raises:
         InputFileError: unknown suffix, ``audio_from`` missing or unreadable, or a folder target that holds
             other files; raised before anything is written.
+        OutputFileError: (from ``write`` or ``close``) the output cannot be written: no space left, a read-only
+            or permission-denied folder, a parent that is a file (the temporary output is deleted).
     """
 
     def __init__(
@@ -1017,8 +1026,9 @@ class VideoWriter:
                 self._sink = _FolderSink(temp)
             else:
                 self._sink = _AVSink(temp, self._kind, self.fps, self.crf, size, self._audio)
-        except BaseException:
+        except BaseException as exc:
             self._atomic.discard()
+            raise_output_fault(self.path, exc)
             raise
         self._size = size
 
@@ -1042,8 +1052,9 @@ class VideoWriter:
         assert self._sink is not None
         try:
             self._sink.write(array)
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            raise_output_fault(self.path, exc)
             raise
         self.frames_written += 1
 
@@ -1063,8 +1074,9 @@ class VideoWriter:
         try:
             self._sink.finish()
             self._atomic.commit()
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            raise_output_fault(self.path, exc)
             raise
         self._state = "closed"
         return self.path
