@@ -97,9 +97,9 @@ def test_dataparallel_prefix_is_stripped() -> None:
 @pytest.mark.parametrize(
     ("checkpoint", "family", "needle"),
     [
-        ({"gen": {"enc.fc.0.weight": torch.zeros(1)}, "dis": {}, "args": {}}, "lia", "use --from lia"),
+        ({"gen": {"enc.fc.0.weight": torch.zeros(1)}, "dis": {}, "args": {}}, "lia", "with a LIA config"),
         ({"generator": {"appearance_encoder.down_blocks.0.conv.weight": torch.zeros(1)},
-          "kp_detector": {"predictor.x": torch.zeros(1)}}, "monkeynet", "use --from monkeynet"),
+          "kp_detector": {"predictor.x": torch.zeros(1)}}, "monkeynet", "with a Monkey-Net config"),
         ({"kp_detector": {}, "inpainting_network": {}, "dense_motion_network": {}}, "tpsmm", "does not support"),
         ({"weights": {}}, None, "unknown layout"),
     ],
@@ -112,6 +112,10 @@ def test_other_families_are_recognised(checkpoint: dict, family: str | None, nee
         read_official_checkpoint(path, "fomm")
     if family == "lia":
         assert "looks like a LIA checkpoint" in str(caught.value)
+    if family in ("lia", "monkeynet"):  # only convert has --from; the commands that load a checkpoint do not
+        assert "--from" not in str(caught.value)
+        with pytest.raises(InputFileError, match=f"use --from {family}"):
+            read_official_checkpoint(path, "fomm", family_option="--from")
 
 
 class NotAWeight:

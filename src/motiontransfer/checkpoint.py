@@ -100,12 +100,33 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Mod
         tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputFileError(path, f"cannot read the weights ({exc}); the file may be truncated") from None
-    names = json.loads(header.get("networks", "[]"))
+    family, names, metadata = _described_contents(path, header)
     networks: dict[str, StateDict] = {name: {} for name in names}
     for key, value in tensors.items():
         network, _, rest = key.partition(".")
         networks.setdefault(network, {})[rest] = value
-    return ModelFile(header["family"], networks, json.loads(header.get("metadata", "{}")))
+    return ModelFile(family, networks, metadata)
+
+
+def _described_contents(path: Path, header: Mapping[str, str]) -> tuple[str, list[str], dict[str, Any]]:
+    """(family, network names, metadata) from a model file's header strings.
+
+    Raises:
+        InputFileError: a missing family, or network names / metadata that are not the JSON written by
+            :func:`save_model_file` (a damaged header).
+    """
+    try:
+        names = json.loads(header.get("networks", "[]"))
+        metadata = json.loads(header.get("metadata", "{}"))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputFileError(path, f"the model file's description is damaged ({exc})") from None
+    family = header.get("family")
+    if not isinstance(family, str) or not family:
+        raise InputFileError(path, "the model file's description is damaged (no model family)")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) \
+            or not isinstance(metadata, dict):
+        raise InputFileError(path, "the model file's description is damaged (bad network list or metadata)")
+    return family, names, metadata
 
 
 def read_header(path: str | Path) -> dict[str, str]:
@@ -127,20 +148,24 @@ def read_header(path: str | Path) -> dict[str, str]:
             if len(raw) < size:
                 raise InputFileError(path, "the file is truncated")
             header = json.loads(raw)
+            if not isinstance(header, dict):
+                raise TypeError("the header is not a JSON object")
             data_length = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
                               default=0)
             handle.seek(0, 2)
             if handle.tell() < 8 + size + data_length:
                 raise InputFileError(path, "the file is truncated")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, InputFileError):
-            raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError,
+            AttributeError):
         raise InputFileError(path, "not a motiontransfer model file (unreadable safetensors header)") from None
     metadata = header.get("__metadata__") or {}
-    if metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise InputFileError(path, "a safetensors file, but not a motiontransfer model file")
-    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-        raise InputFileError(path, f"written by a newer motiontransfer (format {metadata['format_version']})")
+    version = str(metadata.get("format_version", "0"))
+    if not version.isascii() or not version.isdigit():
+        raise InputFileError(path, f"the model file's description is damaged (format version {version!r})")
+    if int(version) > FORMAT_VERSION:
+        raise InputFileError(path, f"written by a newer motiontransfer (format {version})")
     return metadata
 
 

@@ -34,7 +34,7 @@ CONVERTERS: Mapping[str, str] = MappingProxyType({
 
 
 def convert_official(path: str | Path, experiment: Any = None, config_name: str | None = None,
-                     family: str | None = None) -> ModelFile:
+                     family: str | None = None, family_option: str | None = None) -> ModelFile:
     """Convert the official checkpoint at ``path``.
 
     Args:
@@ -43,6 +43,8 @@ def convert_official(path: str | Path, experiment: Any = None, config_name: str 
             the file), for families that have one.
         config_name: the config's name or path, for messages.
         family: the expected family when no ``experiment`` is given (default: detected from the file).
+        family_option: the command-line option naming the family (``--from``), for the message about another
+            family's checkpoint.
 
     Raises:
         UserError / InputFileError: unreadable file, no converter for the family, another family's checkpoint,
@@ -63,7 +65,7 @@ def convert_official(path: str | Path, experiment: Any = None, config_name: str 
     family = experiment.family
     if family not in CONVERTERS:
         raise UserError(f"no converter for family {family!r}; available: {', '.join(CONVERTERS)}")
-    require_family(checkpoint, family, path)
+    require_family(checkpoint, family, path, family_option)
     module_name, function_name = CONVERTERS[family].split(":")
     convert = getattr(importlib.import_module(module_name), function_name)
     return convert(checkpoint, experiment, config_name=config_name)

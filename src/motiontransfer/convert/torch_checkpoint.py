@@ -7,7 +7,10 @@ with ``torch.load(weights_only=True)``, which refuses to run pickled code: only 
 from __future__ import annotations
 
 import argparse
+import io
 import pickle
+import pickletools
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +27,13 @@ FAMILY_TITLES: Mapping[str, str] = MappingProxyType({
 })
 # Families whose checkpoints this library cannot convert (successor methods with other networks).
 UNSUPPORTED = frozenset({"mraa", "tpsmm"})
+# AssertionError: torch's weights-only unpickler asserts on some damaged persistent ids.
 _READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-                AttributeError, ImportError, IndexError, KeyError, TypeError, UnicodeDecodeError)
+                AttributeError, ImportError, IndexError, KeyError, TypeError, UnicodeDecodeError, AssertionError)
+# What torch's weights-only unpickler says when a pickle names a class or function it does not allow (as opposed to
+# bytes that are not a pickle at all).
+_FORBIDDEN_OBJECT_MARKERS = ("Unsupported global", "allowed global", "unrecognized function", "Can only build",
+                             "Unsupported class", "safe_globals")
 
 
 def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -47,9 +55,15 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Weights only" in str(exc):
+        if any(marker in str(exc) for marker in _FORBIDDEN_OBJECT_MARKERS):
             raise InputFileError(path, "holds Python objects other than tensors and plain containers; refusing to "
                                        "unpickle them (only weights are loaded)") from None
+        if _is_pickle(path):
+            raise InputFileError(path, "a Python pickle that torch.load cannot read as weights; refusing to unpickle "
+                                       "it (only weights are loaded)") from None
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise InputFileError(path, f"not a PyTorch checkpoint (unreadable: {_unpickler_reason(exc)}); the file "
+                                       "may be damaged, or another kind of file") from None
         raise InputFileError(path, f"cannot be read as a PyTorch checkpoint; the file may be truncated or "
                                    f"corrupt ({_first_line(exc)})") from None
     except _READ_ERRORS as exc:
@@ -83,8 +97,15 @@ def detect_family(checkpoint: Mapping[str, Any]) -> str | None:
     return "fomm"
 
 
-def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path) -> None:
-    """Raise InputFileError naming the right ``--from`` when ``checkpoint`` is not a ``family`` checkpoint."""
+def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path,
+                   family_option: str | None = None) -> None:
+    """Raise InputFileError naming the family found when ``checkpoint`` is not a ``family`` checkpoint.
+
+    Args:
+        family_option: the command's option that names the family (``--from`` of ``convert``), suggested with the
+            right value; None suggests only the matching config (commands that load a checkpoint have no such
+            option).
+    """
     found = detect_family(checkpoint)
     if found == family:
         return
@@ -95,14 +116,16 @@ def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path)
     if found in UNSUPPORTED:
         raise InputFileError(path, f"looks like a {FAMILY_TITLES[found]} checkpoint, which motiontransfer does not "
                                    f"support; expected a {title} checkpoint")
-    raise InputFileError(path, f"looks like a {FAMILY_TITLES[found]} checkpoint, not {title}; use --from {found} "
-                               f"(and a {FAMILY_TITLES[found]} config)")
+    found_title = FAMILY_TITLES[found]
+    advice = (f"use {family_option} {found} (and a {found_title} config)" if family_option is not None
+              else f"load it with a {found_title} config")
+    raise InputFileError(path, f"looks like a {found_title} checkpoint, not {title}; {advice}")
 
 
-def read_official_checkpoint(path: str | Path, family: str) -> dict[str, Any]:
+def read_official_checkpoint(path: str | Path, family: str, family_option: str | None = None) -> dict[str, Any]:
     """:func:`load_torch_checkpoint`, then :func:`require_family` (``family``: ``fomm``, ``monkeynet``, ...)."""
     checkpoint = load_torch_checkpoint(path)
-    require_family(checkpoint, family, path)
+    require_family(checkpoint, family, path, family_option)
     return checkpoint
 
 
@@ -112,6 +135,25 @@ def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> dict[str,
     if keys and all(str(key).startswith(prefix) for key in keys):
         return {str(key)[len(prefix):]: value for key, value in state.items()}
     return dict(state)
+
+
+def _is_pickle(path: Path, limit: int = 64 * 2**20) -> bool:
+    """Whether the file's first ``limit`` bytes hold a complete pickle stream: its opcodes are only scanned
+    (pickletools, in memory so that a bogus length cannot make it read or allocate much), nothing is built or run."""
+    with path.open("rb") as handle:
+        data = io.BytesIO(handle.read(limit))
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # any complaint of the scanner means: not a pickle
+        return False
+    return True
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler objected to (``Unsupported operand 121``), without its long advice."""
+    match = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+    return match.group(1).strip() if match else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

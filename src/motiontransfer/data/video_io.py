@@ -380,10 +380,13 @@ def _open_input(path: Path) -> Any:
 
 
 def _video_stream(container: Any, path: Path) -> Any:
-    """The first video stream of an open container, or InputFileError if there is none."""
+    """The first video stream of an open container, or InputFileError if there is none or it has no decoder."""
     if not container.streams.video:
         raise InputFileError(path, "contains no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise InputFileError(path, "video stream has no decoder (unknown codec, or the file is corrupt)")
+    return stream
 
 
 def _stream_fps(stream: Any, is_gif: bool) -> float | None:
