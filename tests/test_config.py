@@ -90,3 +90,23 @@ def test_yaml_file_errors_name_the_file(tmp_path: Path) -> None:
     typo.write_text("name: x\nwieght: 1\n")
     with pytest.raises(ConfigError, match=r"typo.yaml.*wieght"):
         from_yaml(Outer, typo)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a: [1, 2\nb: c\n", "line 2, column 2: expected ',' or ']', but got ':' (in a flow sequence started at "
+                             "line 1, column 4)"),
+        ("a: b\n  c: d\n", "line 2, column 4: mapping values are not allowed here"),
+        ("a: 'open\n", "line 2, column 1: found unexpected end of stream (in a quoted scalar started at line 1, "
+                       "column 4)"),
+        ("a:\n\t- 1\n", "line 2, column 1: found character '\\t' that cannot start any token"),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path: Path, text: str, where: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(InputFileError) as caught:
+        from_yaml(Outer, bad)
+    assert str(caught.value) == f"{bad}: not valid YAML: {where}"
+    assert "\n" not in str(caught.value)

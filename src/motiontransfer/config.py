@@ -9,6 +9,7 @@ setting.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -32,12 +33,26 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         with path.open("r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
-        raise InputFileError(path, f"not valid YAML ({exc})") from None
+        raise InputFileError(path, f"not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputFileError(path, "a config file must hold a mapping of keys to values")
     return data
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line describing a YAML syntax error: where (1-based line and column) and what, e.g. ``line 2, column 2:
+    expected ',' or ']', but got ':' (in a flow sequence started at line 1, column 4)``."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    text = " ".join(str(exc.problem or exc.context or "syntax error").split())
+    if exc.context and exc.problem and exc.context_mark is not None:
+        context = re.sub(r"^(while )?(parsing|scanning) ", "in ", " ".join(exc.context.split()))
+        text += f" ({context} started at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+    return where + text
 
 
 def from_yaml(cls: type[T], path: str | Path) -> T:
