@@ -382,3 +382,39 @@ def test_stages_2_and_3_refuse_another_family_and_a_missing_run(tmp_path: Path) 
         run_stages(stages=[3], progress=False)
     with pytest.raises(UserError, match="no checkpoint"):
         run_stages(resume=tmp_path / "empty", stages=[2], progress=False)
+
+
+def test_steps_bounds_every_stage_of_a_run(tmp_path: Path) -> None:
+    result = run_stages(tiny(), out_dir=tmp_path / "run", steps=2, progress=False)  # motion_params.num_steps: 40
+    assert result.stage1.step == 2
+    assert result.motion is not None and len(result.motion.history) == 2  # one entry per step at 2 steps
+    assert (tmp_path / "run" / "kpvp.mt").is_file()
+
+
+def test_actions_the_config_does_not_list_fail_before_the_expensive_stages(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import motiontransfer.training.kpvp as kpvp
+
+    few = tiny(motion_generator={"actions": ["wave", "squat"]})
+    with pytest.raises(UserError, match="does not list"):
+        run_stages(few, out_dir=tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists(), "refused before stage 1"
+    run = tmp_path / "run"
+    run_stages(few, out_dir=run, stages=[1], steps=1, progress=False)  # stage 1 alone is not checked
+
+    def labelling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("stage 2 started")
+
+    monkeypatch.setattr(kpvp, "make_pseudo_labels", labelling)
+    with pytest.raises(UserError, match=r"actions the config does not list \(.*jump"):
+        run_stages(resume=run, stages=[2, 3], progress=False)
+    assert not (run / "pseudo-labels.npz").exists()
+
+
+def test_videos_without_action_labels_are_refused_by_a_conditional_config() -> None:
+    from motiontransfer.training.kpvp import check_actions
+
+    with pytest.raises(UserError, match="2 of the 3 training videos have no action label"):
+        check_actions(["wave", None, None], ["wave"])
+    check_actions([None, None], [])  # unconditional: anything goes
+    check_actions(["wave", "squat"], ["squat", "wave", "jump"])

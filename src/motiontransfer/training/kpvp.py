@@ -222,6 +222,37 @@ class MotionTraining:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def check_actions(video_actions: Sequence[str | None], actions: Sequence[str]) -> None:
+    """Check that a conditional motion generator (``actions`` not empty) knows the action of every training video.
+
+    Raises:
+        UserError: videos without an action label (video files carry none), or with actions ``actions`` does not
+            list.
+    """
+    if not actions:
+        return
+    unlabelled = sum(1 for action in video_actions if action is None)
+    if unlabelled:
+        raise UserError(f"{unlabelled} of the {len(video_actions)} training videos have no action label (only "
+                        "procedural data has them), but model_params.motion_generator.actions makes the motion "
+                        "generator action-conditional; set it to [] for an unconditional one")
+    missing = sorted({str(a) for a in video_actions if a not in actions})
+    if missing:
+        raise UserError(f"the training videos have actions the config does not list ({', '.join(missing)}); "
+                        "add them to model_params.motion_generator.actions, or set it to [] for an "
+                        "unconditional motion generator")
+
+
+def check_data_actions(experiment: KPVPExperiment, data: str | Path) -> None:
+    """:func:`check_actions` on the training videos of ``data`` (a folder or ``procedural:`` spec), read from their
+    headers alone: the check of stage 3 made before the expensive stages (1 and 2) instead of after them."""
+    from motiontransfer.inference.video import split_videos
+
+    actions = experiment.model_params.motion_generator.actions
+    if actions:
+        check_actions([video.action for video in split_videos(data, experiment.frame_size, "train")], actions)
+
+
 def _action_indices(labels: PseudoLabels, actions: Sequence[str]) -> np.ndarray | None:
     """Each video's index in ``actions`` (None for an unconditional model).
 
@@ -230,11 +261,7 @@ def _action_indices(labels: PseudoLabels, actions: Sequence[str]) -> np.ndarray 
     """
     if not actions:
         return None
-    missing = sorted({str(a) for a in labels.actions if a not in actions})
-    if missing:
-        raise UserError(f"the training videos have actions the config does not list ({', '.join(missing)}); "
-                        "add them to model_params.motion_generator.actions, or set it to [] for an "
-                        "unconditional motion generator")
+    check_actions(labels.actions, actions)
     return np.array([actions.index(a) for a in labels.actions])  # type: ignore[arg-type]
 
 
@@ -337,6 +364,17 @@ def train_motion_generator(experiment: KPVPExperiment, labels: PseudoLabels, *, 
 # ------------------------------------------------------------------------------------------------------ stages
 
 
+def _check_new_run_actions(config: Any, data: str | Path | None) -> None:
+    """:func:`check_data_actions` for a new run of ``config`` (an experiment, bundled name or YAML path) on ``data``
+    (default: its ``dataset_params.root_dir``); nothing to check without data (stage 1 reports that)."""
+    from motiontransfer.experiment import load_experiment
+
+    experiment = load_experiment(config) if isinstance(config, str | Path) else config
+    source = data if data is not None else experiment.dataset_params.root_dir
+    if isinstance(experiment, KPVPExperiment) and source:
+        check_data_actions(experiment, source)
+
+
 @dataclass
 class StagesResult:
     """What :func:`run_stages` did: the run folder and, per stage run, its output file."""
@@ -367,8 +405,13 @@ def run_stages(config: Any = None, *, data: str | Path | None = None, out_dir: s
     and 3 without stage 1 need ``resume`` (the run folder); their data is ``data``, else the run's. Under
     ``torchrun`` stage 1 runs on every process and stages 2 and 3 on rank 0 alone.
 
+    ``steps`` bounds every stage that optimises: stage 1 trains to ``steps`` steps and stage 3 takes ``steps``
+    steps (instead of ``motion_params.num_steps``). The data's action labels are checked against the config before
+    stage 1 of a new run and before stage 2, so a run that stage 3 would refuse fails before the expensive work.
+
     Raises:
-        UserError: bad stages, a missing run or checkpoint, or the errors of each stage.
+        UserError: bad stages, a missing run or checkpoint, action labels the config cannot use, or the errors of
+            each stage.
     """
     from motiontransfer.training.checkpoints import read_latest
     from motiontransfer.training.distributed import resolve_device
@@ -376,6 +419,8 @@ def run_stages(config: Any = None, *, data: str | Path | None = None, out_dir: s
 
     stages = check_stages(stages)
     result = StagesResult(Path(out_dir if out_dir is not None else resume or "."))
+    if 1 in stages and resume is None and config is not None and len(stages) > 1:
+        _check_new_run_actions(config, data)
     if 1 in stages:
         result.stage1 = train(config, data=data, out_dir=out_dir, steps=steps, resume=resume, device=device,
                               progress=progress)
@@ -399,11 +444,13 @@ def run_stages(config: Any = None, *, data: str | Path | None = None, out_dir: s
         source = data if data is not None else record.data
         if source is None:
             raise UserError("no training data: give --data DIR|procedural:FAMILY")
+        assert isinstance(model.experiment, KPVPExperiment)
+        check_data_actions(model.experiment, source)  # stage 3 of this config could not use the labels otherwise
         make_pseudo_labels(model, source, progress=progress).save(labels_path)
         result.outputs[2] = labels_path
     if 3 in stages:
         assert isinstance(model.experiment, KPVPExperiment)
-        result.motion = train_motion_generator(model.experiment, PseudoLabels.load(labels_path),
+        result.motion = train_motion_generator(model.experiment, PseudoLabels.load(labels_path), steps=steps,
                                                device=torch_device, progress=progress)
         model.motion_generator = result.motion.generator
         result.outputs[3] = save_model_file(run_dir / MODEL_NAME, model.to_model_file())
