@@ -2,20 +2,29 @@
 
 Each command is a thin layer over the Python API: parse flags, call the library, report. A user mistake
 (:class:`~motiontransfer.errors.UserError`, or a bad or missing flag) prints one line ``motiontransfer: error:
-...`` naming the file or flag and exits with code 2; a traceback means a bug.
+...`` naming the file or flag and exits with code 2; so does an output the machine cannot take (no space left, a
+read-only or permission-denied folder). Ctrl-C (SIGINT) prints ``motiontransfer: interrupted`` and exits with 130,
+SIGTERM ``motiontransfer: terminated`` and 143; either way the atomic writers delete their temporary files and leave
+no output. Warnings print one line ``motiontransfer: warning: ...``. A traceback means a bug.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from motiontransfer.errors import UserError
+from motiontransfer.fileio import OUTPUT_FAULTS
 
 try:  # typer >= 0.29 ships its own copy of click; older versions use the click package
     from typer._click import exceptions as click_exceptions
@@ -50,6 +59,58 @@ def _positive(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
+MODEL_FILE_SUFFIXES = (".mt", ".safetensors")
+
+
+def _same_path(first: Path, second: Path) -> bool:
+    """Whether two paths name the same file or folder (also through ``..``, symbolic or hard links)."""
+    with contextlib.suppress(OSError):
+        if first.exists() and second.exists():
+            return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
+
+
+def _require_distinct(outputs: Mapping[str, Path | None], inputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse an output that is one of the command's inputs, before anything is read or written.
+
+    Args:
+        outputs: option (``--out``, or a description of a derived file) -> path written, or None.
+        inputs: option -> path read (a bundled name that is no file never matches), or None.
+
+    Raises:
+        UserError: an output path is the same file or folder as an input.
+    """
+    for out_name, out in outputs.items():
+        for in_name, given in inputs.items():
+            if out is not None and given is not None and _same_path(Path(out), Path(given)):
+                raise UserError(f"{out_name} {out} is the same path as {in_name} {given}; writing it would destroy "
+                                "the input: choose another output path")
+
+
+def _require_folder_output(option: str, path: Path) -> None:
+    """Refuse an output folder that is not one, or below something that is not a folder, before any work."""
+    from motiontransfer.fileio import describe_kind, not_a_folder
+
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is {describe_kind(path)}; give a folder")
+    blocker = not_a_folder(path)
+    if blocker is not None:
+        raise UserError(f"{option} {path}: cannot create the folder; {blocker} is {describe_kind(blocker)}")
+
+
+def _data_splits(data: str) -> dict[str, Path]:
+    """The folders of a dataset option that outputs must not replace: the dataset and its splits."""
+    return {"--data": Path(data), "--data's test split": Path(data) / "test",
+            "--data's train split": Path(data) / "train"}
+
+
+def _require_model_file_suffix(option: str, path: Path) -> None:
+    """Model files are safetensors files: refuse an output name that says otherwise (``model.pth``)."""
+    if path.suffix.lower() not in MODEL_FILE_SUFFIXES:
+        raise UserError(f"{option} {path}: a model file is written in the safetensors format; name it with "
+                        f"{' or '.join(MODEL_FILE_SUFFIXES)} (e.g. {path.with_suffix('.mt').name})")
+
+
 class BundledModelName(str, Enum):
     faces = "fomm-faces"
     puppets = "fomm-puppets"
@@ -69,6 +130,7 @@ def demo(
     """
     from motiontransfer.demo import run_demo
 
+    _require_folder_output("--out", out)
     result = run_demo(out, model.value, _positive("--frames", frames), seed, device=device, progress=_progress)
     typer.echo(f"wrote {result.video}")
     typer.echo(f"wrote {result.visualization}")
@@ -89,24 +151,27 @@ def make_dataset(
     = VideoFormatName.mp4,
     preview: Annotated[Path | None, typer.Option(help="Also write a PNG grid of sample frames with GT keypoints.")]
     = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the videos of an earlier dataset in OUT "
+                                                                "(without it such a folder is refused).")] = False,
 ) -> None:
     """Render a procedural dataset with ground truth (FOMM layout).
 
     Each video gets a JSON sidecar with GT keypoints, visibility, identity parameters and action label.
     """
     from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
-    from motiontransfer.data.synthetic.writer import write_dataset, write_preview
+    from motiontransfer.data.synthetic.writer import check_dataset_root, check_frame_size, write_dataset, write_preview
 
     _positive("--videos", videos)
     _positive("--frames", frames)
-    _positive("--size", size, 16)
+    check_frame_size(size)
     _positive("--clips-per-identity", clips_per_identity)
     if test_videos is not None:
         _positive("--test-videos", test_videos, 0)
     if preview is not None and preview.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--preview must name a .png or .jpg file, got {preview}")
+    check_dataset_root(out, overwrite)
     counts = write_dataset(family.value, out, videos, frames, size, seed, test_videos, video_format.value,
-                           clips_per_identity)
+                           clips_per_identity, overwrite=overwrite)
     typer.echo(f"wrote {counts['train']} train and {counts['test']} test videos to {out}")
     if preview is not None:
         spec = ProceduralSpec(family=family.value, size=size, videos=videos, frames=frames, seed=seed,
@@ -178,10 +243,12 @@ def animate(
     """Animate a source image with the motion of a driving video."""
     from motiontransfer.api import load
     from motiontransfer.inference.landmarks import get_landmarker
-    from motiontransfer.inference.video import animate_video
+    from motiontransfer.inference.video import animate_video, visualization_path
 
     initial = _best_frame(best_frame)
     _positive("--batch-size", batch_size)
+    _require_distinct({"--out": out, "--visualize's output": visualization_path(out) if visualize else None},
+                      {"--driving": driving, "--source": source, "--checkpoint": checkpoint, "--config": config})
     animator = load(checkpoint, config=config, device=device, family=family)
     paths = animate_video(animator.model, source, driving, out, mode=mode.value, adapt_scale=adapt_scale,
                           best_frame=initial, batch_size=batch_size, landmarks=get_landmarker(landmarks.value),
@@ -209,6 +276,9 @@ def reconstruct(
     if num_videos is not None:
         _positive("--num-videos", num_videos)
     _positive("--batch-size", batch_size)
+    if out is not None:
+        _require_folder_output("--out", out)
+        _require_distinct({"--out": out}, _data_splits(data))
     animator = load(checkpoint, config=config, device=device, family=family)
     total, frames = 0.0, 0
     for result in reconstruct_dataset(animator.model, data, out, num_videos=num_videos, batch_size=batch_size):
@@ -268,6 +338,9 @@ def evaluate(
     if num_videos is not None:
         _positive("--num-videos", num_videos)
     _positive("--batch-size", batch_size)
+    if out is not None:
+        _require_folder_output("--out", out)
+        _require_distinct({"--out": out}, _data_splits(data))
     animator = load(checkpoint, config=config, device=device, family=family)
     if protocol is ProtocolName.prediction:
         report = evaluate_prediction(animator.model, data, out, samples=_positive("--samples", samples),
@@ -291,7 +364,7 @@ def evaluate(
 def convert(
     family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet, lia).")],
     input_path: Annotated[Path, typer.Option("--input", help="Official checkpoint, e.g. vox-cpk.pth.tar.")],
-    out: Annotated[Path, typer.Option(help="Model file to write (.mt).")],
+    out: Annotated[Path, typer.Option(help="Model file to write (.mt or .safetensors).")],
     config: Annotated[str | None, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path "
                                                     "[LIA: lia-vox-256].")] = None,
 ) -> None:
@@ -302,10 +375,12 @@ def convert(
 
     if family not in CONVERTERS:
         raise UserError(f"--from {family}: no converter for this family; available: {', '.join(CONVERTERS)}")
+    _require_distinct({"--out": out}, {"--input": input_path, "--config": config})
+    _require_model_file_suffix("--out", out)
     experiment = load_experiment(config) if config is not None else None
     if experiment is not None and experiment.family != family:
         raise UserError(f"--config {config} is a {experiment.family} config, but --from is {family}")
-    model_file = convert_official(input_path, experiment, config, family)
+    model_file = convert_official(input_path, experiment, config, family, family_option="--from")
     save_model_file(out, model_file)
     networks = ", ".join(f"{name} ({len(state)} tensors)" for name, state in model_file.networks.items())
     typer.echo(f"wrote {out}: {family}; {networks}")
@@ -334,8 +409,8 @@ def train_predictor(
 
     if epochs is not None:
         _positive("--epochs", epochs)
-    if Path(checkpoint).exists() and out.resolve() == Path(checkpoint).resolve():
-        raise UserError("--out must differ from --checkpoint (a model file is never overwritten in place)")
+    _require_distinct({"--out": out}, {"--checkpoint": checkpoint, "--config": config, "--data": data})
+    _require_model_file_suffix("--out", out)
     model = load(checkpoint, config=config, device=device, family=family).model
     if not isinstance(model, MonkeyNetAnimator):
         raise UserError(f"the keypoint predictor belongs to Monkey-Net; {checkpoint} is a {model.family} model")
@@ -365,10 +440,12 @@ def predict(
 ) -> None:
     """Image-to-video: generate a video (or several futures) from one image with an image-to-video model."""
     from motiontransfer.api import load
-    from motiontransfer.inference.video import predict_samples, predict_video_file
+    from motiontransfer.inference.video import predict_samples, predict_video_file, visualization_path
 
     _positive("--frames", frames)
     _positive("--samples", samples)
+    _require_distinct({"--out": out, "--visualize's output": visualization_path(out) if visualize else None},
+                      {"--source": source, "--checkpoint": checkpoint, "--config": config})
     model = load(checkpoint, config=config, device=device, family=family).model
     if samples > 1:
         if out.suffix and not out.is_dir():
@@ -404,6 +481,7 @@ def lia_directions(
     from motiontransfer.visualize import image_grid
 
     _positive("--steps", steps, 2)
+    _require_distinct({"--out": out}, {"--source": source, "--checkpoint": checkpoint, "--config": config})
     model = load(checkpoint, config=config, device=device).model
     if not isinstance(model, LIAAnimator):
         raise UserError(f"lia-directions needs a LIA model; {checkpoint} is a {model.family} model")
@@ -421,7 +499,9 @@ def train(
     data: Annotated[str | None, typer.Option(help="Dataset folder or procedural:FAMILY[:options] "
                                                   "[default: the config's dataset_params.root_dir].")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints, samples, tensorboard).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config]. KPVP: "
+                                                   "the steps of stage 1 and, separately, of stage 3 (the motion "
+                                                   "generator's motion_params.num_steps).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")]
     = None,
     stage: Annotated[list[int] | None, typer.Option(help="KPVP only: run only this stage (repeatable): 1 detector "
@@ -436,6 +516,8 @@ def train(
         raise UserError("--out is required to start a run")
     if steps is not None:
         _positive("--steps", steps)
+    if out is not None:
+        _require_folder_output("--out", out)
     if _run_family(config, resume) == "kpvp":
         _train_kpvp(config, data, out, steps, resume, stage or [1, 2, 3], device)
         return
@@ -486,24 +568,101 @@ def _train_kpvp(config: str | None, data: str | None, out: Path | None, steps: i
         typer.echo(f"stage 3: wrote {result.outputs[3]}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (SIGINT): 128 + the signal number, as shells report it."""
+TERMINATED = 143
+"""Exit code after SIGTERM."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: every atomic writer deletes its
+    temporary output on the way out (a BaseException, so ``except Exception`` blocks do not swallow it)."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: its lines joined with single spaces."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _error(message: str) -> None:
+    """Print the one-line error report."""
+    print(f"motiontransfer: error: {_one_line(message)}", file=sys.stderr)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` of the command line: one line ``motiontransfer: warning: <message>``, without the
+    source line Python prints by default."""
+    stream = file if file is not None else sys.stderr
+    with contextlib.suppress(OSError, ValueError):
+        print(f"motiontransfer: warning: {_one_line(str(message))}", file=stream)
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """While the command runs: SIGTERM raises :class:`Terminated` and SIGINT ``KeyboardInterrupt``, so that the
+    atomic writers clean up on the way out. A second signal while that runs ends the process at once (the default
+    action: the user insists). An ignored SIGINT (a background job) stays ignored; outside the main thread nothing
+    changes. The previous handlers come back on exit."""
+    raised: list[int] = []
+
+    def handler(number: int, frame: FrameType | None) -> None:
+        if raised:
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            return
+        raised.append(number)
+        raise Terminated() if number == signal.SIGTERM else KeyboardInterrupt()
+
+    previous: dict[int, Any] = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(number)
+        if current in (signal.default_int_handler, signal.SIG_DFL):
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command; user mistakes, faults of the machine and signals become one line and an exit code."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="motiontransfer", standalone_mode=False)
+        code = command.main(args=argv, prog_name="motiontransfer", standalone_mode=False)
     except click_exceptions.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        print(f"motiontransfer: error: {exc.format_message()}{hint}", file=sys.stderr)
+        _error(f"{exc.format_message()}{hint}")
         return 2
     except UserError as exc:
-        print(f"motiontransfer: error: {exc}", file=sys.stderr)
+        _error(str(exc))
+        return 2
+    except OSError as exc:
+        if exc.errno not in OUTPUT_FAULTS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{OUTPUT_FAULTS[exc.errno]}")
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        print("motiontransfer: interrupted", file=sys.stderr)
-        return 130
+        code = INTERRUPTED
+    except Terminated:
+        print("motiontransfer: terminated", file=sys.stderr)
+        return TERMINATED
     except typer.Exit as exc:
-        return exc.exit_code
-    return 0
+        code = exc.exit_code
+    if code == INTERRUPTED:  # typer turns KeyboardInterrupt into this exit code
+        print("motiontransfer: interrupted", file=sys.stderr)
+    return code if isinstance(code, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code (0 success, 2 a user mistake or an output
+    the machine cannot take, 130 Ctrl-C, 143 SIGTERM)."""
+    with _signals_as_exceptions(), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(argv)
 
 
 if __name__ == "__main__":
