@@ -129,7 +129,7 @@ def test_a_parent_that_is_a_file_is_named_and_nothing_is_created(tmp_path: Path)
     (tmp_path / "notes.txt").write_text("x")
     target = tmp_path / "notes.txt" / "sub" / "out.mp4"
     assert not_a_folder(target) == tmp_path / "notes.txt"
-    with pytest.raises(OutputFileError, match="notes.txt is a file, not a folder") as caught:
+    with pytest.raises(OutputFileError, match=r"notes\.txt is a file, not a folder") as caught:
         atomic_write_text(target, "x")
     assert caught.value.path == target
     assert (tmp_path / "notes.txt").read_text() == "x"
