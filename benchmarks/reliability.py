@@ -252,10 +252,16 @@ def _in_process(args: Sequence[str], work: Path) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+# The CLI in a child process, with Python's Ctrl-C handler even when this process ignores SIGINT (a background job
+# passes that on, and the CLI keeps an ignored SIGINT ignored).
+CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from motiontransfer.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def _child_command(args: Sequence[str], locked: bool) -> list[str]:
     """The command line of a child process running the CLI (without the permission to bypass file modes when
     ``locked`` and root)."""
-    command = [sys.executable, "-m", "motiontransfer", *args]
+    command = [sys.executable, "-c", CHILD, *args]
     if locked and os.geteuid() == 0:
         command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
     return command
@@ -272,8 +278,7 @@ def _child_environment() -> dict[str, str]:
 def _in_child(args: Sequence[str], work: Path, send: int | None, locked: bool) -> tuple[int, str, str]:
     """Run the CLI in a child process in ``work``; with ``send``, signal it once its temporary output exists."""
     process = subprocess.Popen(_child_command(args, locked), cwd=work, env=_child_environment(), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if send is not None:
         out = work / args[args.index("--out") + 1]
         deadline = time.monotonic() + 120

@@ -75,14 +75,17 @@ def _require_distinct(outputs: Mapping[str, Path | None], inputs: Mapping[str, s
 
     Args:
         outputs: option (``--out``, or a description of a derived file) -> path written, or None.
-        inputs: option -> path read (a bundled name that is no file never matches), or None.
+        inputs: option -> path read, or None; only existing files and folders count (a bundled name such as
+            ``vox-256`` is not a path).
 
     Raises:
         UserError: an output path is the same file or folder as an input.
     """
     for out_name, out in outputs.items():
         for in_name, given in inputs.items():
-            if out is not None and given is not None and _same_path(Path(out), Path(given)):
+            if out is None or given is None or not (Path(given).exists() or Path(given).is_symlink()):
+                continue
+            if _same_path(Path(out), Path(given)):
                 raise UserError(f"{out_name} {out} is the same path as {in_name} {given}; writing it would destroy "
                                 "the input: choose another output path")
 
