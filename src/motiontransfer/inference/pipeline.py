@@ -34,10 +34,15 @@ Landmarker = Callable[[torch.Tensor], "np.ndarray | None"]
 
 BestFrame = Literal["auto"] | int | None
 
+MotionSmoother = Callable[[Iterator[tuple[torch.Tensor, Any]]], Iterator[tuple[torch.Tensor, Any]]]
+"""A temporal filter of the driving motion: a stream of (frames (B, 3, H, W), Motion of batch B) -> the same frames
+with filtered motion, in order (see :mod:`motiontransfer.inference.smoothing`)."""
+
 
 def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: Iterable[torch.Tensor], *,
             mode: TransferMode = "relative", adapt_scale: bool = False, best_frame: BestFrame = None,
-            batch_size: int = 8, landmarks: Landmarker | None = None) -> Iterator[dict[str, Any]]:
+            batch_size: int = 8, landmarks: Landmarker | None = None,
+            smooth: MotionSmoother | None = None) -> Iterator[dict[str, Any]]:
     """Animate ``source_image`` with the motion of ``driving_frames``, streaming.
 
     Args:
@@ -54,6 +59,9 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
         batch_size: driving frames rendered per forward pass.
         landmarks: pose detector for ``best_frame="auto"`` (e.g.
             :func:`~motiontransfer.inference.landmarks.dlib_face_landmarker`); default: the model's own keypoints.
+        smooth: a temporal filter applied to the driving motion before transfer (e.g.
+            :class:`~motiontransfer.inference.smoothing.CentredMotionSmoother`); the initial frame's motion is
+            taken unfiltered. None: no smoothing.
 
     Yields:
         One dict per driving frame, in order, with CPU tensors: ``index``, ``prediction`` (3, H, W), ``source``
@@ -81,7 +89,7 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
     def target(motion: Any) -> Any:
         return model.transfer(state.motion, motion, initial, mode, adapt_scale)
 
-    for item in _render_stream(model, state, frames, target, batch_size):
+    for item in _render_stream(model, state, frames, target, batch_size, smooth):
         yield {**item, "initial_index": initial_index}
 
 
@@ -175,8 +183,16 @@ def stack_batches(frames: Iterator[torch.Tensor], batch_size: int) -> Iterator[t
         yield torch.stack(batch)
 
 
+def _driving_motion(model: AnimationModel, frames: Iterator[torch.Tensor], batch_size: int,
+                    smooth: MotionSmoother | None) -> Iterator[tuple[torch.Tensor, Any]]:
+    """(frames (B, 3, H, W), their Motion) batch by batch, filtered by ``smooth`` when given."""
+    stream = ((batch, _extract(model, batch)) for batch in stack_batches(frames, batch_size))
+    return stream if smooth is None else smooth(stream)
+
+
 def _render_stream(model: AnimationModel, state: SourceState, frames: Iterator[torch.Tensor],
-                   target: Callable[[Any], Any], batch_size: int) -> Iterator[dict[str, Any]]:
+                   target: Callable[[Any], Any], batch_size: int,
+                   smooth: MotionSmoother | None = None) -> Iterator[dict[str, Any]]:
     """Render ``frames`` batch by batch with motion ``target(driving_motion)``, yielding per-frame CPU items.
 
     Gradients are disabled per batch, never across a ``yield``, so the caller's code is not affected (and the
@@ -185,10 +201,8 @@ def _render_stream(model: AnimationModel, state: SourceState, frames: Iterator[t
     source = state.image[0].cpu()
     source_keypoints = model.motion_keypoints(state.motion)[0].cpu()
     index = 0
-    for batch in stack_batches(frames, batch_size):
+    for batch, motion in _driving_motion(model, frames, batch_size, smooth):
         with torch.no_grad():
-            driving = batch.to(model.device)
-            motion = model.extract_motion(driving)
             target_motion = target(motion)
             out = model.render(state, target_motion)
             out = {key: value.cpu() for key, value in out.items()}

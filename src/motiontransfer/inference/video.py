@@ -38,7 +38,7 @@ def visualization_path(out: str | Path) -> Path:
 def animate_video(model: AnimationModel, source: str | Path, driving: str | Path, out: str | Path, *,
                   mode: TransferMode = "relative", adapt_scale: bool = False, best_frame: pipeline.BestFrame = None,
                   batch_size: int = 8, landmarks: pipeline.Landmarker | None = None, visualize: bool = False,
-                  progress: Progress | None = None) -> list[Path]:
+                  progress: Progress | None = None, smooth: pipeline.MotionSmoother | None = None) -> list[Path]:
     """Animate the image file ``source`` with the video ``driving`` and write ``out``.
 
     ``out`` gets the driving video's frame rate (25 fps for frame folders) and its audio, if any; with
@@ -55,7 +55,7 @@ def animate_video(model: AnimationModel, source: str | Path, driving: str | Path
         audio = Path(driving) if info.has_audio else None
         items: Iterable[dict[str, Any]] = pipeline.animate(
             model, source_image, reader, mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
-            batch_size=batch_size, landmarks=landmarks)
+            batch_size=batch_size, landmarks=landmarks, smooth=smooth)
         if progress is not None:
             items = progress(items, info.num_frames)
         with contextlib.ExitStack() as outputs:
