@@ -120,7 +120,8 @@ class Animator:
 
     def animate(self, source: Any, driving: Any, mode: TransferMode = "relative", adapt_scale: bool = False,
                 best_frame: pipeline.BestFrame = None, *, batch_size: int = 8,
-                landmarks: str | pipeline.Landmarker = "model") -> Iterator[np.ndarray]:
+                landmarks: str | pipeline.Landmarker = "model", smooth: bool | pipeline.MotionSmoother = False,
+                crop: str = "none") -> Iterator[np.ndarray]:
         """Animate ``source`` with the motion of ``driving``, streaming one output frame per driving frame.
 
         Args:
@@ -130,13 +131,27 @@ class Animator:
             mode, adapt_scale, best_frame, batch_size: see :func:`motiontransfer.inference.pipeline.animate`.
             landmarks: pose detector for ``best_frame="auto"``: ``model`` (its keypoints), ``dlib`` (faces; needs
                 the ``eval`` extra) or a callable frame (3, H, W) -> (N, 2) points.
+            smooth: filter the driving motion over time before transfer: True for the default
+                :class:`~motiontransfer.inference.smoothing.CentredMotionSmoother`, or a motion smoother.
+            crop: ``none``, or ``face`` / ``body``: animate the subject's crop of the full-size source with the
+                tracked subject of the driving video and paste it back
+                (:func:`motiontransfer.preprocess.animate.animate_cropped`, which has more options).
 
         Yields:
-            (size, size, 3) float32 numpy frames in [0, 1].
+            (size, size, 3) float32 numpy frames in [0, 1]; with ``crop``, frames of the source's size.
         """
+        from motiontransfer.inference.smoothing import as_motion_smoother
+        from motiontransfer.preprocess.animate import animate_cropped, check_crop
+
+        if check_crop(crop) != "none":
+            yield from animate_cropped(self, source, driving, crop=crop, mode=mode, adapt_scale=adapt_scale,
+                                       best_frame=best_frame, batch_size=batch_size, landmarks=landmarks,
+                                       smooth=smooth)
+            return
         items = pipeline.animate(self.model, as_image(source, self.size), as_frames(driving, self.size), mode=mode,
                                  adapt_scale=adapt_scale, best_frame=best_frame, batch_size=batch_size,
-                                 landmarks=get_landmarker(landmarks) if isinstance(landmarks, str) else landmarks)
+                                 landmarks=get_landmarker(landmarks) if isinstance(landmarks, str) else landmarks,
+                                 smooth=as_motion_smoother(smooth))
         for item in items:
             yield to_hwc(item["prediction"])
 

@@ -57,6 +57,28 @@ def draw_keypoints(image: Array | torch.Tensor, keypoints: Array | torch.Tensor,
     return np.asarray(canvas)
 
 
+def draw_rectangles(image: Array | torch.Tensor, rectangles: Sequence[Sequence[float]],
+                    colors: Sequence[tuple[int, int, int]] | None = None, width: int = 1) -> Array:
+    """Draw rectangle outlines on a copy of ``image``.
+
+    Args:
+        image: a frame (see :func:`motiontransfer.data.video_io.to_uint8_hwc`).
+        rectangles: (x0, y0, x1, y1) pixel coordinates each (pixel centres at integers; may reach past the image).
+        colors: one RGB colour per rectangle (default: :func:`keypoint_colors`).
+        width: line width in pixels.
+
+    Returns:
+        (H, W, 3) uint8 image.
+    """
+    canvas = Image.fromarray(to_uint8_hwc(image))
+    draw = ImageDraw.Draw(canvas)
+    colors = keypoint_colors(len(rectangles)) if colors is None else colors
+    for rectangle, color in zip(rectangles, colors, strict=True):
+        x0, y0, x1, y1 = (float(value) for value in rectangle)
+        draw.rectangle((x0, y0, x1, y1), outline=tuple(color), width=width)
+    return np.asarray(canvas)
+
+
 def image_grid(rows: Sequence[Sequence[Array | torch.Tensor]], padding: int = 2,
                fill: tuple[int, int, int] = (255, 255, 255)) -> Array:
     """Tile frames into a grid.
