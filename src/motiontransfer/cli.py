@@ -119,6 +119,22 @@ class BundledModelName(str, Enum):
     puppets = "fomm-puppets"
 
 
+class CropName(str, Enum):
+    none = "none"
+    face = "face"
+    body = "body"
+
+
+class SubjectName(str, Enum):
+    face = "face"
+    body = "body"
+
+
+class SplitName(str, Enum):
+    train = "train"
+    test = "test"
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
@@ -240,24 +256,69 @@ def animate(
     landmarks: Annotated[LandmarksName, typer.Option(help="Poses for --best-frame auto: model keypoints or dlib.")]
     = LandmarksName.model,
     visualize: Annotated[bool, typer.Option("--visualize", help="Also write <OUT stem>-viz<suffix>.")] = False,
+    crop: Annotated[CropName, typer.Option(help="Animate the source's face or body crop, following the driving "
+                                                "video's, and paste it back into the full source (output at the "
+                                                "source's size); none: whole frames.")] = CropName.none,
+    smooth: Annotated[bool, typer.Option("--smooth", help="Smooth the driving motion over time (centred, no lag) "
+                                                          "against keypoint jitter.")] = False,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = None,
 ) -> None:
     """Animate a source image with the motion of a driving video."""
     from motiontransfer.api import load
     from motiontransfer.inference.landmarks import get_landmarker
+    from motiontransfer.inference.smoothing import as_motion_smoother
     from motiontransfer.inference.video import animate_video, visualization_path
+    from motiontransfer.preprocess.animate import animate_video_cropped
 
     initial = _best_frame(best_frame)
     _positive("--batch-size", batch_size)
     _require_distinct({"--out": out, "--visualize's output": visualization_path(out) if visualize else None},
                       {"--driving": driving, "--source": source, "--checkpoint": checkpoint, "--config": config})
     animator = load(checkpoint, config=config, device=device, family=family)
-    paths = animate_video(animator.model, source, driving, out, mode=mode.value, adapt_scale=adapt_scale,
-                          best_frame=initial, batch_size=batch_size, landmarks=get_landmarker(landmarks.value),
-                          visualize=visualize, progress=_progress)
+    options: dict[str, Any] = {"mode": mode.value, "adapt_scale": adapt_scale, "best_frame": initial,
+                               "batch_size": batch_size, "landmarks": get_landmarker(landmarks.value),
+                               "visualize": visualize, "progress": _progress, "smooth": as_motion_smoother(smooth)}
+    if crop is CropName.none:
+        paths = animate_video(animator.model, source, driving, out, **options)
+    else:
+        paths = animate_video_cropped(animator.model, source, driving, out, crop=crop.value, **options)
     for path in paths:
         typer.echo(f"wrote {path}")
+
+
+@app.command("crop")
+def crop(
+    video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    out: Annotated[Path, typer.Option(help="Dataset folder for the clips (FOMM layout).")],
+    kind: Annotated[SubjectName, typer.Option(help="Subject: face (dlib, the eval extra) or body (mediapipe, the "
+                                                   "body-eval extra).")] = SubjectName.face,
+    size: Annotated[int, typer.Option(help="Side of the square clips in pixels.")] = 256,
+    margin: Annotated[float | None, typer.Option(help="Room around the subject on each side, a fraction of its "
+                                                      "size [default: 0.4 for faces, 0.1 for bodies].")] = None,
+    min_frames: Annotated[int, typer.Option(help="Drop tracks with fewer frames.")] = 30,
+    split: Annotated[SplitName | None, typer.Option(help="Write into OUT/train or OUT/test [default: OUT].")]
+    = None,
+) -> None:
+    """Find, track and crop the faces or bodies of a real video into square clips for training.
+
+    Each track of at least --min-frames frames becomes OUT/<video stem>#<k>.mp4 (its id is the video's stem), with
+    <video stem>#<k>.json: the crop box of every frame and the raw detection. A track is cut where the subject is
+    lost for more than 5 frames or jumps; its box is smoothed over time.
+    """
+    from motiontransfer.preprocess.crop import crop_video
+
+    _require_folder_output("--out", out)
+    _require_distinct({"--out": out}, {"VIDEO": video})
+    report = crop_video(video, out, kind=kind.value, size=size, margin=margin, min_frames=min_frames,
+                        split=split.value if split is not None else None, progress=_progress)
+    tracked = report.tracked
+    typer.echo(f"{kind.value} found in {tracked.detected_frames} of {tracked.num_frames} frames "
+               f"({100 * tracked.detection_rate:.1f}%); {len(tracked.tracks)} track(s), "
+               f"{len(report.dropped)} shorter than --min-frames {min_frames} dropped")
+    for clip in report.clips:
+        typer.echo(f"wrote {clip.path} (frames {clip.start}-{clip.start + clip.num_frames - 1}, box centre moves "
+                   f"{clip.box_motion:.2f} px a frame) and {clip.boxes_path.name}")
 
 
 @app.command("reconstruct")

@@ -73,13 +73,15 @@ class TrackedVideo:
 
 @dataclass(frozen=True)
 class Clip:
-    """One written clip: the video, its boxes file, its first frame in the source video, length, frames detected."""
+    """One written clip: the video, its boxes file, its first frame in the source video, length, frames detected and
+    the mean distance (pixels) its crop box centre moves from one frame to the next."""
 
     path: Path
     boxes_path: Path
     start: int
     num_frames: int
     num_detected: int
+    box_motion: float
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def crop_video(video: str | Path, out: str | Path, *, kind: str = "face", size: 
     for name, track, boxes in zip(names, kept, plans, strict=True):
         boxes_path = atomic_write_text(folder / f"{name}.json",
                                        _boxes_json(tracked, track, boxes, name, kind, size, margin))
-        clips.append(Clip(folder / f"{name}.mp4", boxes_path, track.start, len(track), track.num_detected))
+        clips.append(Clip(folder / f"{name}.mp4", boxes_path, track.start, len(track), track.num_detected,
+                          box_centre_motion(boxes)))
     return CropReport(tracked, clips, dropped)
 
 
