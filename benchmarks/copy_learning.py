@@ -36,11 +36,13 @@ BATCH = 8
 
 
 class WarpFreeGenerator(nn.Module):
-    """A FOMM generator without its dense motion network: (B, C, H, W) -> (B, C, H, W) in [0, 1]."""
+    """A FOMM generator without its dense motion network (so without the options that need its occlusion maps:
+    ``image_blend``, ``multi_scale_occlusion``): (B, C, H, W) -> (B, C, H, W) in [0, 1]."""
 
     def __init__(self, experiment: FommExperiment) -> None:
         super().__init__()
-        params = dataclasses.replace(experiment.model_params.generator_params, dense_motion_params=None)
+        params = dataclasses.replace(experiment.model_params.generator_params, dense_motion_params=None,
+                                     image_blend=False, multi_scale_occlusion=False)
         self.generator = build_generator(dataclasses.replace(experiment.model_params, generator_params=params))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
