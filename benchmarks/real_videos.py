@@ -34,7 +34,6 @@ import torch
 from machine import describe_machine, parse_with_threads
 
 import motiontransfer as mt
-from motiontransfer.data.video_io import VideoReader, iter_frames, probe, read_image, to_uint8_hwc, write_image
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.smoothing import DEFAULT_SIGMA, CentredMotionSmoother
@@ -44,6 +43,7 @@ from motiontransfer.preprocess.boxes import PixelBox, crop_square
 from motiontransfer.preprocess.crop import box_centre_motion, crop_video, track_video
 from motiontransfer.preprocess.detect import FaceDetector
 from motiontransfer.preprocess.track import track_boxes
+from motiontransfer.video.io import VideoReader, iter_frames, probe, read_image, to_uint8_hwc, write_image
 from motiontransfer.visualize import draw_rectangles, image_grid, line_chart
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,7 +34,7 @@ import torch
 
 from motiontransfer.cli import main
 from motiontransfer.data.synthetic.writer import write_dataset
-from motiontransfer.data.video_io import write_image, write_video
+from motiontransfer.video.io import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reliability.md"

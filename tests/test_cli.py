@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from motiontransfer.cli import Terminated, main
-from motiontransfer.data.video_io import probe
 from motiontransfer.errors import UserError
+from motiontransfer.video.io import probe
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -99,7 +99,7 @@ def test_make_dataset_png_frames_match_the_source(tmp_path: Path, capsys: pytest
     import numpy as np
 
     from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
-    from motiontransfer.data.video_io import read_frames
+    from motiontransfer.video.io import read_frames
 
     out = tmp_path / "ds"
     code, _, err = run_cli(["make-dataset", "faces", "--out", str(out), "--videos", "1", "--test-videos", "0",

@@ -13,7 +13,7 @@ import torch
 
 from fomm_helpers import model_file
 from motiontransfer.cli import main
-from motiontransfer.data.video_io import probe, write_image, write_video
+from motiontransfer.video.io import probe, write_image, write_video
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ import torch
 
 from fomm_helpers import SIZE, config_yaml, model_file, official_checkpoint, video_with_audio
 from motiontransfer.cli import main
-from motiontransfer.data.video_io import count_frames, probe, write_image
+from motiontransfer.video.io import count_frames, probe, write_image
 
 
 @pytest.fixture(scope="module")

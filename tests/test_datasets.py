@@ -25,8 +25,8 @@ from motiontransfer.data.datasets import (
     split_videos,
     video_id,
 )
-from motiontransfer.data.video_io import write_video
 from motiontransfer.errors import ConfigError, InputFileError
+from motiontransfer.video.io import write_video
 
 SIZE = 16
 # name -> (constant colour, number of frames); one video of each kind, names with '#' for id sampling

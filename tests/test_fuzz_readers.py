@@ -24,7 +24,8 @@ from fomm_helpers import model_file
 from motiontransfer.api import load
 from motiontransfer.checkpoint import ModelFile, load_model_file, read_header, save_model_file
 from motiontransfer.convert.torch_checkpoint import load_torch_checkpoint
-from motiontransfer.data.video_io import (
+from motiontransfer.errors import UserError
+from motiontransfer.video.io import (
     VideoReader,
     count_frames,
     probe,
@@ -33,7 +34,6 @@ from motiontransfer.data.video_io import (
     write_image,
     write_video,
 )
-from motiontransfer.errors import UserError
 
 ROUNDS = 300
 TIME_LIMIT = 10.0  # seconds per kind of file; the loop stops early rather than run long

@@ -14,12 +14,12 @@ import motiontransfer as mt
 from fomm_helpers import SIZE, model_file, small_animator, video_with_audio
 from motiontransfer.api import as_frames, as_image, resolve_device
 from motiontransfer.checkpoint import ModelFile
-from motiontransfer.data.video_io import write_image
 from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, SourceState
 from motiontransfer.models.fomm_animator import FOMMAnimator, KeypointMotion
 from motiontransfer.ops.keypoints import relative_keypoints
+from motiontransfer.video.io import write_image
 from motiontransfer.visualize import animation_grid
 
 # ------------------------------------------------------------------------------------------------ a stub family

@@ -326,7 +326,7 @@ def test_train_stages_predict_and_animate_commands(tmp_path: Path) -> None:
     import yaml
 
     from motiontransfer.cli import main
-    from motiontransfer.data.video_io import count_frames, write_image
+    from motiontransfer.video.io import count_frames, write_image
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "motion_params": {**TINY["motion_params"], "num_steps": 5}}))

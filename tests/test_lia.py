@@ -240,7 +240,7 @@ def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_
     from motiontransfer import experiment as experiment_module
     from motiontransfer.cli import main
     from motiontransfer.config import to_dict
-    from motiontransfer.data.video_io import VideoWriter, write_image
+    from motiontransfer.video.io import VideoWriter, write_image
 
     config = tmp_path / "lia-tiny.yaml"
     import yaml

@@ -433,7 +433,7 @@ def test_predict_video_and_the_predictor_in_the_model_file(tmp_path: Path) -> No
 def test_train_predictor_and_predict_commands(tmp_path: Path) -> None:
     from motiontransfer.checkpoint import save_model_file
     from motiontransfer.cli import main
-    from motiontransfer.data.video_io import count_frames, write_image
+    from motiontransfer.video.io import count_frames, write_image
 
     model_path = tmp_path / "model.mt"
     save_model_file(model_path, MonkeyNetAnimator(predictor_experiment()).to_model_file())
@@ -458,7 +458,7 @@ def test_train_predictor_and_predict_commands(tmp_path: Path) -> None:
 
 def test_convert_animate_and_reconstruct_commands_take_monkeynet(tmp_path: Path) -> None:
     from motiontransfer.cli import main
-    from motiontransfer.data.video_io import VideoWriter, count_frames, write_image
+    from motiontransfer.video.io import VideoWriter, count_frames, write_image
 
     experiment = tiny()
     official = official_checkpoint(experiment, tmp_path / "official.pth.tar")

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from fomm_helpers import small_animator
-from motiontransfer.data.video_io import VideoReader, write_video
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation.bodies import NUM_POSE_LANDMARKS
 from motiontransfer.preprocess import detect
@@ -22,6 +21,7 @@ from motiontransfer.preprocess.boxes import PixelBox, crop_square, feather_mask,
 from motiontransfer.preprocess.crop import box_centre_motion, crop_video, track_frames
 from motiontransfer.preprocess.detect import Detection
 from motiontransfer.preprocess.track import Tracker, track_boxes, track_detections
+from motiontransfer.video.io import VideoReader, write_video
 
 torch.set_num_threads(1)
 

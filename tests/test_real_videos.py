@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from motiontransfer.data.video_io import VideoReader, VideoWriter, iter_frames, probe, read_image, write_video
 from motiontransfer.errors import UserError
 from motiontransfer.inference.smoothing import DEFAULT_SIGMA
 from motiontransfer.preprocess import temporal
 from motiontransfer.preprocess.animate import DEFAULT_FEATHER, animate_cropped, source_box
 from motiontransfer.preprocess.boxes import PixelBox
 from motiontransfer.preprocess.crop import box_centre_motion, crop_video
+from motiontransfer.video.io import VideoReader, VideoWriter, iter_frames, probe, read_image, write_video
 
 torch.set_num_threads(1)
 

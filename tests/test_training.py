@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from motiontransfer.checkpoint import load_model_file
 from motiontransfer.cli import main
 from motiontransfer.data.datasets import open_training_data
-from motiontransfer.data.video_io import read_image
 from motiontransfer.errors import ConfigError, UserError
 from motiontransfer.experiment import ResizeParams
 from motiontransfer.losses import PerceptualPyramidLoss, keypoint_separation_loss
@@ -30,6 +29,7 @@ from motiontransfer.training.fomm import (
     make_schedulers,
     milestones_in_steps,
 )
+from motiontransfer.video.io import read_image
 from training_helpers import TINY_DATA, tiny_experiment, write_tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:VGG19 weights for the perceptual loss were not found")

@@ -1,4 +1,4 @@
-"""Tests for motiontransfer.data.video_io: streaming reading and atomic writing of videos and images."""
+"""Tests for motiontransfer.video.io: streaming reading and atomic writing of videos and images."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from motiontransfer.data.video_io import (
+from motiontransfer.errors import InputFileError, UserError
+from motiontransfer.video.io import (
     VideoReader,
     VideoWriter,
     count_frames,
@@ -29,7 +30,6 @@ from motiontransfer.data.video_io import (
     write_image,
     write_video,
 )
-from motiontransfer.errors import InputFileError, UserError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -562,7 +562,7 @@ def test_folder_output_replaces_frames_but_not_foreign_folders(tmp_path: Path) -
 _STREAM_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from motiontransfer.data.video_io import VideoReader, VideoWriter
+    from motiontransfer.video.io import VideoReader, VideoWriter
 
     def status_mib(key):
         with open("/proc/self/status") as handle:

@@ -26,13 +26,13 @@ import torch
 
 from motiontransfer.checkpoint import is_model_file, load_model_file, save_model_file
 from motiontransfer.convert import convert_official
-from motiontransfer.data.video_io import VideoReader, read_image
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.experiment import load_experiment
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.landmarks import get_landmarker
 from motiontransfer.models.base import AnimationModel, TransferMode, model_from_file
 from motiontransfer.pretrained import bundled_model_path, is_bundled_name
+from motiontransfer.video.io import VideoReader, read_image
 
 MODEL_FILE_SUFFIX = ".mt"
 
@@ -200,7 +200,7 @@ def as_frames(video: Any, size: int | None = None) -> Iterable[torch.Tensor]:
     """Driving frames as an iterable of (3, H, W) float32 tensors, converted lazily.
 
     Args:
-        video: a video file or frame folder path (a :class:`~motiontransfer.data.video_io.VideoReader` at
+        video: a video file or frame folder path (a :class:`~motiontransfer.video.io.VideoReader` at
             ``size``), a T-first array / tensor, a list of frames, or any iterable of frames.
 
     Returns:

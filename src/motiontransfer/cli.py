@@ -540,8 +540,8 @@ def lia_directions(
     import torch
 
     from motiontransfer.api import load
-    from motiontransfer.data.video_io import read_image, write_image
     from motiontransfer.models.lia_animator import LIAAnimator
+    from motiontransfer.video.io import read_image, write_image
     from motiontransfer.visualize import image_grid
 
     _positive("--steps", steps, 2)

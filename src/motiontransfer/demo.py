@@ -20,11 +20,11 @@ import torch.nn.functional as F
 
 from motiontransfer.api import load
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
-from motiontransfer.data.video_io import VideoWriter
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation.metrics import l1_error
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, bundled_family
+from motiontransfer.video.io import VideoWriter
 from motiontransfer.visualize import animation_grid, image_grid
 
 DEMO_FPS = 25.0

@@ -2,7 +2,7 @@
 
 Used by dataset previews, training sample sheets and ``animate --visualize``. Inputs are frames in any of the
 layouts the library uses (torch or numpy; (3, H, W) or (H, W, 3); float in [0, 1] or uint8); outputs are
-(H, W, 3) uint8 numpy arrays ready for :func:`motiontransfer.data.video_io.write_image` or a video writer.
+(H, W, 3) uint8 numpy arrays ready for :func:`motiontransfer.video.io.write_image` or a video writer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from motiontransfer.data.video_io import to_uint8_hwc
+from motiontransfer.video.io import to_uint8_hwc
 
 Array = np.ndarray
 
@@ -34,7 +34,7 @@ def draw_keypoints(image: Array | torch.Tensor, keypoints: Array | torch.Tensor,
     """Draw keypoints on a copy of ``image``.
 
     Args:
-        image: a frame (see :func:`motiontransfer.data.video_io.to_uint8_hwc`).
+        image: a frame (see :func:`motiontransfer.video.io.to_uint8_hwc`).
         keypoints: (K, 2) pixel coordinates (x, y), pixel centres at integers.
         visibility: optional (K,) booleans; hidden keypoints are drawn as hollow rings.
         radius: dot radius in pixels; default scales with the image (2 px at 64, 4 px at 256).
@@ -62,7 +62,7 @@ def draw_rectangles(image: Array | torch.Tensor, rectangles: Sequence[Sequence[f
     """Draw rectangle outlines on a copy of ``image``.
 
     Args:
-        image: a frame (see :func:`motiontransfer.data.video_io.to_uint8_hwc`).
+        image: a frame (see :func:`motiontransfer.video.io.to_uint8_hwc`).
         rectangles: (x0, y0, x1, y1) pixel coordinates each (pixel centres at integers; may reach past the image).
         colors: one RGB colour per rectangle (default: :func:`keypoint_colors`).
         width: line width in pixels.

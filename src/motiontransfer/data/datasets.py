@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from motiontransfer.data.video_io import VIDEO_SUFFIXES, VideoInfo, count_frames, probe, read_frames
 from motiontransfer.errors import InputFileError
+from motiontransfer.video.io import VIDEO_SUFFIXES, VideoInfo, count_frames, probe, read_frames
 
 __all__ = [
     "SPLIT_SEED",

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from motiontransfer.data.video_io import to_uint8_hwc
 from motiontransfer.errors import UserError
+from motiontransfer.video.io import to_uint8_hwc
 
 NUM_POSE_LANDMARKS = 33
 DEFAULT_VISIBILITY_THRESHOLD = 0.5

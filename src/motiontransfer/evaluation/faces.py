@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from motiontransfer.data.video_io import to_uint8_hwc
 from motiontransfer.evaluation import metrics
 from motiontransfer.inference.landmarks import (
     FACE_RECOGNITION_RESNET,
@@ -25,6 +24,7 @@ from motiontransfer.inference.landmarks import (
     dlib_model_file,
     shape_to_array,
 )
+from motiontransfer.video.io import to_uint8_hwc
 
 NUM_LANDMARKS = 68
 EMBEDDING_SIZE = 128

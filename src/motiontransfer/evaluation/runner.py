@@ -20,7 +20,6 @@ import torch
 
 from motiontransfer.data.synthetic import ProceduralSpec
 from motiontransfer.data.synthetic.source import is_procedural
-from motiontransfer.data.video_io import write_image
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation.learned import (
     LPIPS,
@@ -45,6 +44,7 @@ from motiontransfer.evaluation.protocols import (
 )
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.models.base import AnimationModel
+from motiontransfer.video.io import write_image
 from motiontransfer.visualize import image_grid, line_chart
 
 Progress = Callable[[Iterable[Any], int | None], Iterable[Any]]

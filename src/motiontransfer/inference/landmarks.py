@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from motiontransfer.data.video_io import to_uint8_hwc
 from motiontransfer.errors import UserError
 from motiontransfer.inference.pipeline import Landmarker
+from motiontransfer.video.io import to_uint8_hwc
 
 LANDMARKERS = ("model", "dlib")
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"

@@ -6,7 +6,7 @@ Both jobs run any :class:`~motiontransfer.models.base.AnimationModel`:
 * The driving frames are consumed lazily, ``batch_size`` at a time, and each output frame is yielded as soon as
   its batch is rendered, so memory stays constant however long the video is.
 * Frames of another size are centre-cropped and resized to ``model.size`` on the way in
-  (:func:`~motiontransfer.data.video_io.fit_frame`).
+  (:func:`~motiontransfer.video.io.fit_frame`).
 
 Best frame. FOMM's ``--find_best_frame`` animates forward from the driving frame whose pose best matches the
 source and backward from it to frame 0. Every output frame depends only on (source, driving frame, initial
@@ -24,10 +24,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from motiontransfer.data.video_io import fit_frame
 from motiontransfer.errors import UserError
 from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
 from motiontransfer.ops.keypoints import normalize_pose, pose_distance
+from motiontransfer.video.io import fit_frame
 
 Landmarker = Callable[[torch.Tensor], "np.ndarray | None"]
 """A pose detector for best-frame search: frame (3, H, W) in [0, 1] -> (N, 2) points, or None if not found."""
@@ -49,7 +49,7 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
         model: any family's model (in eval mode).
         source_image: (3, H, W) or (1, 3, H, W) float in [0, 1].
         driving_frames: (3, H, W) float frames in [0, 1], consumed lazily. ``best_frame`` other than None / 0
-            needs a source that can be iterated twice (a list, a :class:`~motiontransfer.data.video_io.VideoReader`
+            needs a source that can be iterated twice (a list, a :class:`~motiontransfer.video.io.VideoReader`
             ...), not a one-shot iterator.
         mode: ``relative`` (driving motion since the initial driving frame, applied to the source; Eqs. 14-15)
             or ``absolute`` (the driving motion as is; ``best_frame`` is then irrelevant and ignored).

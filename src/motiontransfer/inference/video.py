@@ -1,7 +1,7 @@
 """File-level jobs on top of the streaming pipeline: animate a video file into a video file (with the driving
 video's audio and frame rate, and an optional visualisation video), and reconstruct a dataset's test videos.
 
-Outputs are written atomically (:class:`~motiontransfer.data.video_io.VideoWriter`): an error or Ctrl-C leaves no
+Outputs are written atomically (:class:`~motiontransfer.video.io.VideoWriter`): an error or Ctrl-C leaves no
 partial file and keeps an older file at the target.
 """
 
@@ -18,10 +18,10 @@ import torch
 
 from motiontransfer.data.datasets import FramesDataset
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_procedural
-from motiontransfer.data.video_io import VideoReader, VideoWriter, iter_frames, probe, read_image
 from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, TransferMode, predict_from_motion
+from motiontransfer.video.io import VideoReader, VideoWriter, iter_frames, probe, read_image
 from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid, normalized_to_pixels
 
 DEFAULT_FPS = 25.0
@@ -198,8 +198,8 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
     Raises:
         UserError: a model without image-to-video generation, or bad counts.
     """
-    from motiontransfer.data.video_io import write_image
     from motiontransfer.fileio import atomic_output
+    from motiontransfer.video.io import write_image
 
     if samples < 1:
         raise UserError(f"--samples must be at least 1, got {samples}")

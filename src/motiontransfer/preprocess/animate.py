@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from motiontransfer.data.video_io import VideoReader, VideoWriter, read_image, to_uint8_hwc
 from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.smoothing import MotionSmoother, as_motion_smoother
@@ -30,6 +29,7 @@ from motiontransfer.preprocess.boxes import PixelBox, crop_square, paste_back
 from motiontransfer.preprocess.crop import DEFAULT_FPS, Progress, TrackedVideo, track_frames
 from motiontransfer.preprocess.detect import Detector, check_kind, make_detector, subject_square
 from motiontransfer.preprocess.track import DEFAULT_BOX_SIGMA, track_boxes
+from motiontransfer.video.io import VideoReader, VideoWriter, read_image, to_uint8_hwc
 
 CROP_CHOICES: tuple[str, ...] = ("none", "face", "body")
 DEFAULT_FEATHER = 0.1
@@ -109,7 +109,7 @@ def animate_cropped_items(model: AnimationModel, source_image: torch.Tensor, dri
         model: any family's model.
         source_image: the full photo, (3, H, W) float in [0, 1].
         driving_frames: the full driving frames (3, H', W') in [0, 1]; read twice, so re-iterable (a
-            :class:`~motiontransfer.data.video_io.VideoReader`, a list, ...).
+            :class:`~motiontransfer.video.io.VideoReader`, a list, ...).
         kind: ``face`` or ``body``.
         margin: crop margin (see :func:`~motiontransfer.preprocess.detect.subject_square`).
         feather: width of the blend ramp as a fraction of the source box's side.

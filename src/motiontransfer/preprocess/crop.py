@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from motiontransfer.data.video_io import VideoReader, VideoWriter, to_uint8_hwc
 from motiontransfer.errors import UserError
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.preprocess.boxes import PixelBox, crop_square
@@ -32,6 +31,7 @@ from motiontransfer.preprocess.track import (
     Tracker,
     track_boxes,
 )
+from motiontransfer.video.io import VideoReader, VideoWriter, to_uint8_hwc
 
 DEFAULT_CLIP_SIZE = 256
 DEFAULT_MIN_FRAMES = 30

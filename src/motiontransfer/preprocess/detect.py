@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motiontransfer.data.video_io import to_uint8_hwc
 from motiontransfer.errors import UserError
 from motiontransfer.inference.landmarks import SHAPE_PREDICTOR_68, default_upsample, dlib_model_file, import_dlib
 from motiontransfer.preprocess.boxes import square_around
+from motiontransfer.video.io import to_uint8_hwc
 
 SubjectKind = Literal["face", "body"]
 SUBJECT_KINDS: tuple[str, ...] = ("face", "body")

@@ -258,7 +258,7 @@ class _Reporter:
                     self.writer.add_scalar(f"lr/{name}", optimizer.param_groups[0]["lr"], step)
                 self.writer.add_scalar("time/seconds_per_step", seconds, step)
         if self.main and step % params.sample_every == 0:
-            from motiontransfer.data.video_io import write_image
+            from motiontransfer.video.io import write_image
 
             image = task.sample_image(result)
             write_image(self.run_dir / "samples" / f"step-{step:08d}.png", image)

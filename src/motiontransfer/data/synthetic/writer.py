@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from motiontransfer.data.synthetic.base import RenderedFrame
 from motiontransfer.data.synthetic.source import ProceduralSource, ProceduralSpec
-from motiontransfer.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, write_image
 from motiontransfer.errors import OutputFileError, UserError
 from motiontransfer.fileio import atomic_output, atomic_write_text, describe_kind, not_a_folder
+from motiontransfer.video.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, write_image
 from motiontransfer.visualize import draw_keypoints, image_grid
 
 VideoFormat = Literal["mp4", "png"]
