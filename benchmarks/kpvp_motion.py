@@ -29,8 +29,8 @@ from machine import describe_machine, parse_with_threads
 
 from motiontransfer.evaluation.actions import ground_truth_sequences, load_action_classifier
 from motiontransfer.evaluation.prediction import score_samples
-from motiontransfer.evaluation.procedural import normalized_to_pixel_coords, pixels_to_normalized
 from motiontransfer.experiment import KPVPExperiment, load_experiment
+from motiontransfer.ops.coordinates import normalized_to_pixels, pixels_to_normalized
 from motiontransfer.pretrained import bundled_evaluator_path
 from motiontransfer.training.kpvp import PseudoLabels, train_motion_generator
 
@@ -61,7 +61,7 @@ def score(generator: Any, experiment: KPVPExperiment, sequences: torch.Tensor, l
                                         generator=torch.Generator().manual_seed(seed))[0]
                        for seed in range(SAMPLES)]
             samples = torch.stack([torch.cat([first, future]) for future in futures])
-            pixels = normalized_to_pixel_coords(samples, SIZE).numpy()
+            pixels = normalized_to_pixels(samples, SIZE).numpy()
             records.append(score_samples(pixels, sequences[index].numpy(), int(labels[index]), classifier))
     return {key: float(np.mean([r[key] for r in records])) for key in records[0]}
 

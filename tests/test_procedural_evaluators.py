@@ -19,22 +19,23 @@ from motiontransfer.evaluation.procedural import (
     evaluator_source,
     keypoint_accuracy,
     load_evaluator,
-    normalized_to_pixel_coords,
-    pixels_to_normalized,
     save_evaluator,
     train_identity_embedder,
     train_keypoint_regressor,
     verification_accuracy,
 )
+from motiontransfer.ops.coordinates import normalized_to_pixels, pixels_to_normalized
 
 TINY_KP = KeypointRegressorConfig(num_keypoints=14, size=32, block_expansion=8, num_blocks=3, max_features=32)
 TINY_ID = IdentityEmbedderConfig(size=32, block_expansion=8, num_blocks=3, max_features=32, embedding_dim=16)
 
 
 def test_pixel_centres_map_to_the_grid_ends() -> None:
-    points = pixels_to_normalized(np.array([[0.0, 0.0], [31.0, 15.5]]), 32)
+    points = pixels_to_normalized(torch.tensor([[0.0, 0.0], [31.0, 15.5]]), 32)
     assert torch.allclose(points, torch.tensor([[-1.0, -1.0], [1.0, 0.0]]))
-    assert torch.allclose(normalized_to_pixel_coords(points, 32), torch.tensor([[0.0, 0.0], [31.0, 15.5]]))
+    assert torch.allclose(normalized_to_pixels(points, 32), torch.tensor([[0.0, 0.0], [31.0, 15.5]]))
+    assert np.allclose(normalized_to_pixels(np.array([[-1.0, -1.0], [1.0, 0.0]]), 16, 32), [[0.0, 0.0], [31.0, 7.5]])
+    assert normalized_to_pixels([[0.0, 0.0]], 32).dtype == np.float32
 
 
 def test_evaluator_identities_are_deterministic_and_not_the_animation_data() -> None:

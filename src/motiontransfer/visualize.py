@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from motiontransfer.ops.coordinates import normalized_to_pixels
 from motiontransfer.video.io import to_uint8_hwc
 
 Array = np.ndarray
@@ -106,13 +107,6 @@ def image_grid(rows: Sequence[Sequence[Array | torch.Tensor]], padding: int = 2,
             x = padding + c * (cell_w + padding)
             grid[y:y + img.shape[0], x:x + img.shape[1]] = img
     return grid
-
-
-def normalized_to_pixels(keypoints: Array | torch.Tensor, height: int, width: int) -> Array:
-    """(K, 2) keypoints in [-1, 1] (x first; -1 and 1 are the first and last pixel centres, as in
-    :func:`motiontransfer.ops.make_coordinate_grid`) -> (K, 2) pixel coordinates for :func:`draw_keypoints`."""
-    points = np.asarray(torch.as_tensor(keypoints).detach().cpu(), dtype=np.float32).reshape(-1, 2)
-    return (points + 1.0) / 2.0 * np.asarray([width - 1, height - 1], dtype=np.float32)
 
 
 def animation_grid(item: Mapping[str, Any], padding: int = 2) -> Array:

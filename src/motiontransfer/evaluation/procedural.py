@@ -30,6 +30,7 @@ from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_fil
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.errors import UserError
 from motiontransfer.nn.blocks import DownBlock2d, Hourglass, SameBlock2d
+from motiontransfer.ops.coordinates import normalized_to_pixels, pixels_to_normalized
 from motiontransfer.ops.heatmaps import soft_argmax
 
 EVALUATOR_SEED = 90210
@@ -118,16 +119,6 @@ class IdentityEmbedder(nn.Module):
 # --------------------------------------------------------------------------------------------------- data
 
 
-def pixels_to_normalized(keypoints: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    """Pixel coordinates (pixel centres at integers) -> [-1, 1] coordinates of ``make_coordinate_grid``."""
-    return torch.as_tensor(keypoints, dtype=torch.float32) * (2.0 / (size - 1)) - 1.0
-
-
-def normalized_to_pixel_coords(keypoints: torch.Tensor, size: int) -> torch.Tensor:
-    """Inverse of :func:`pixels_to_normalized`."""
-    return (keypoints + 1.0) * ((size - 1) / 2.0)
-
-
 def evaluator_source(family: str, split: str, size: int = 64, videos: int = 400, frames: int = 48,
                      clips_per_identity: int = 1) -> ProceduralSource:
     """The evaluators' own procedural data (seed :data:`EVALUATOR_SEED`)."""
@@ -144,7 +135,7 @@ def sample_frames(source: ProceduralSource, count: int, rng: np.random.Generator
         index = int(rng.integers(len(source)))
         rendered = source.frame(index, int(rng.integers(source.spec.frames)))
         images.append(rendered.tensor())
-        points.append(pixels_to_normalized(rendered.keypoints, source.size))
+        points.append(torch.as_tensor(pixels_to_normalized(rendered.keypoints, source.size)))
         visible.append(torch.from_numpy(np.asarray(rendered.visibility, dtype=bool)))
         identities.append(source.video(index).identity_index)
     return torch.stack(images), torch.stack(points), torch.stack(visible), torch.tensor(identities)
@@ -256,7 +247,7 @@ def keypoint_accuracy(model: KeypointRegressor, family: str, frames: int = 512, 
     images, points, visible, _ = sample_frames(source, frames, np.random.default_rng(seed))
     predicted, logits = model(images)
     size = model.config.size
-    error = (normalized_to_pixel_coords(predicted, size) - normalized_to_pixel_coords(points, size)).norm(dim=-1)
+    error = (normalized_to_pixels(predicted, size) - normalized_to_pixels(points, size)).norm(dim=-1)
     return {"pixel_error": float(error[visible].mean()),
             "pixel_error_median": float(error[visible].median()),
             "visibility_accuracy": float(((logits > 0) == visible).float().mean()),

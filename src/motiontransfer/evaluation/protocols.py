@@ -30,6 +30,7 @@ from motiontransfer.evaluation import metrics
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.video import split_test_videos
 from motiontransfer.models.base import AnimationModel
+from motiontransfer.ops.coordinates import normalized_to_pixels
 
 ProtocolName = Literal["reconstruction", "cross"]
 IMAGE_METRICS = ("l1", "psnr", "ssim")
@@ -226,8 +227,7 @@ class RegressorKeypoints:
         resized = frames if (height, width) == (size, size) else F.interpolate(
             frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         normalized, logits = self.model(resized.float())
-        scale = torch.tensor([(width - 1) / 2.0, (height - 1) / 2.0])
-        return ((normalized + 1.0) * scale).numpy(), (logits > 0).numpy()
+        return normalized_to_pixels(normalized, height, width).numpy(), (logits > 0).numpy()
 
 
 class EmbedderIdentity:

@@ -21,8 +21,9 @@ from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_p
 from motiontransfer.errors import UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, TransferMode, predict_from_motion
+from motiontransfer.ops.coordinates import normalized_to_pixels
 from motiontransfer.video.io import VideoReader, VideoWriter, iter_frames, probe, read_image
-from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid, normalized_to_pixels
+from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid
 
 DEFAULT_FPS = 25.0
 Progress = Callable[[Iterable[dict[str, Any]], "int | None"], Iterable[dict[str, Any]]]

@@ -52,8 +52,8 @@ from motiontransfer.data.synthetic.render import (
     sdf_capsule,
     sdf_circle,
     sdf_ellipse,
-    world_to_pixels,
 )
+from motiontransfer.ops.coordinates import normalized_to_pixels
 
 Array = np.ndarray
 Color = tuple[float, float, float]
@@ -857,7 +857,7 @@ class FaceFamily:
     def keypoints(self, identity: FaceIdentity, pose: Array, size: int) -> tuple[Array, Array]:
         """Ground truth without rendering: keypoints (K, 2) float32 in pixels and visibility (K,) bool."""
         layout = _layout(identity, pose)
-        return world_to_pixels(layout.keypoints, size), layout.visibility
+        return normalized_to_pixels(layout.keypoints, size), layout.visibility
 
     def render(self, identity: FaceIdentity, pose: Array, size: int) -> RenderedFrame:
         """Render ``identity`` in ``pose`` as a (size, size, 3) float32 image with keypoints (K, 2) and
@@ -865,5 +865,5 @@ class FaceFamily:
         layout = _layout(identity, pose)
         canvas = Canvas(size, cached_background(identity.background, size), grid=cached_world_grid(size))
         _draw_face(canvas, layout)
-        keypoints = world_to_pixels(layout.keypoints, size)
+        keypoints = normalized_to_pixels(layout.keypoints, size)
         return RenderedFrame(canvas.result(), keypoints, layout.visibility.copy())

@@ -52,8 +52,8 @@ from motiontransfer.data.synthetic.render import (
     cached_world_grid,
     random_background,
     random_texture,
-    world_to_pixels,
 )
+from motiontransfer.ops.coordinates import normalized_to_pixels
 
 Array = np.ndarray
 Color = tuple[float, float, float]
@@ -648,7 +648,7 @@ class PuppetFamily:
 
     def keypoints(self, identity: PuppetIdentity, pose: Array, size: int) -> Array:
         """Keypoints (K, 2) float32 in pixels of a ``size`` image, without rendering."""
-        return world_to_pixels(_forward_kinematics(identity, pose).keypoints, size)
+        return normalized_to_pixels(_forward_kinematics(identity, pose).keypoints, size)
 
     def render(self, identity: PuppetIdentity, pose: Array, size: int) -> RenderedFrame:
         """Render ``identity`` in ``pose`` at ``size`` x ``size`` px.
@@ -672,5 +672,5 @@ class PuppetFamily:
             else:
                 color = seg.paint.color_a if isinstance(seg.paint, Texture) else seg.paint
                 canvas.paint(sdf, color, window=window)
-        pixels = world_to_pixels(figure.keypoints, size)
+        pixels = normalized_to_pixels(figure.keypoints, size)
         return RenderedFrame(canvas.result(), pixels, _visibility(figure, pixels, size))

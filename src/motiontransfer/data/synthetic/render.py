@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from motiontransfer.ops.coordinates import normalized_to_pixels
+
 Array = np.ndarray
 Region = tuple[slice, slice]
 
@@ -45,16 +47,6 @@ def cached_world_grid(size: int) -> Array:
     grid = world_grid(size)
     grid.flags.writeable = False
     return grid
-
-
-def world_to_pixels(points: Array, size: int) -> Array:
-    """Convert world coordinates (..., 2) in [-1, 1] to pixel coordinates (..., 2) for a ``size`` image."""
-    return (np.asarray(points, dtype=np.float32) + 1.0) * 0.5 * (size - 1)
-
-
-def pixels_to_world(points: Array, size: int) -> Array:
-    """Inverse of :func:`world_to_pixels`."""
-    return np.asarray(points, dtype=np.float32) / (size - 1) * 2.0 - 1.0
 
 
 def rotation(angle: float) -> Array:
@@ -229,7 +221,7 @@ class Canvas:
         Drawing only inside the window is what makes rendering fast: evaluate the SDF on ``grid[window]``
         and pass ``window`` to :meth:`paint`. Returns an empty window for shapes entirely off the canvas.
         """
-        cx, cy = world_to_pixels(np.asarray(center, dtype=np.float32), self.size)
+        cx, cy = normalized_to_pixels(center, self.size)
         r = radius / self.pixel_size + 1.5
         x0, x1 = max(int(np.floor(cx - r)), 0), min(int(np.ceil(cx + r)) + 1, self.size)
         y0, y1 = max(int(np.floor(cy - r)), 0), min(int(np.ceil(cy + r)) + 1, self.size)

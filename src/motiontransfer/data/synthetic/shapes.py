@@ -33,8 +33,8 @@ from motiontransfer.data.synthetic.render import (
     sdf_circle,
     sdf_regular_polygon,
     to_local,
-    world_to_pixels,
 )
+from motiontransfer.ops.coordinates import normalized_to_pixels
 
 Array = np.ndarray
 
@@ -242,7 +242,7 @@ class ShapeFamily:
     def keypoints(self, identity: ShapesIdentity, pose: Array, size: int) -> tuple[Array, Array]:
         """Ground truth without rendering: keypoints (2 * MAX_SHAPES, 2) float32 pixels, visibility bool."""
         points, visible = _ground_truth(identity, _place(identity, pose))
-        return world_to_pixels(points, size), visible
+        return normalized_to_pixels(points, size), visible
 
     def render(self, identity: ShapesIdentity, pose: Array, size: int) -> RenderedFrame:
         """Render the scene as a (size, size, 3) float32 image with keypoints (2 * MAX_SHAPES, 2)."""
@@ -260,4 +260,4 @@ class ShapeFamily:
                 dot = shape.center + 0.62 * r * np.array([np.cos(shape.angle), np.sin(shape.angle)])
                 canvas.paint(sdf_circle(pts, dot, 0.16 * r), shape.spec.texture.color_b, window=window)
         points, visible = _ground_truth(identity, placed)
-        return RenderedFrame(canvas.result(), world_to_pixels(points, size), visible)
+        return RenderedFrame(canvas.result(), normalized_to_pixels(points, size), visible)
