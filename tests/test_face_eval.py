@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from motiontransfer import pretrained
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation import metrics
 from motiontransfer.inference import landmarks as landmarks_module
@@ -66,9 +67,9 @@ def test_missing_dlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_model_data_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(landmarks_module, "_face_models_dirs", lambda: [])
+    monkeypatch.setattr(pretrained, "face_models_dirs", lambda: [])
     with pytest.raises(UserError, match=r"face_recognition_models.*\.\[eval\]"):
-        landmarks_module.dlib_model_file(landmarks_module.SHAPE_PREDICTOR_68)
+        pretrained.dlib_model_file(landmarks_module.SHAPE_PREDICTOR_68)
 
 
 def test_small_frames_are_upsampled_for_detection() -> None:

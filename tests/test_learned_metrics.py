@@ -32,9 +32,9 @@ from motiontransfer.evaluation.learned import (
     fid_from_statistics,
     fvd,
     learned_metric_status,
-    metrics_weights_dir,
 )
 from motiontransfer.evaluation.metrics import MetricInputError, frechet_distance
+from motiontransfer.pretrained import metrics_weights_dir
 
 # torchvision AlexNet ``features`` convolutions: index -> (out, in, kernel).
 ALEXNET_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}

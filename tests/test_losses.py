@@ -17,7 +17,6 @@ from motiontransfer.losses import (
     equivariance_jacobian_loss,
     equivariance_value_loss,
     feature_matching_loss,
-    find_vgg19_weights,
     keypoint_separation_loss,
     kl_divergence_normal,
     load_vgg19_weights,
@@ -28,6 +27,7 @@ from motiontransfer.losses import (
     r1_penalty,
 )
 from motiontransfer.ops.transforms import RandomTPS
+from motiontransfer.pretrained import find_vgg19_weights
 
 SCALES = (1, 0.5, 0.25, 0.125)
 TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -28,6 +27,7 @@ from motiontransfer.nn.blocks import AntiAliasDownsample, sequential_taps
 from motiontransfer.nn.discriminators import scale_key
 from motiontransfer.ops.linalg import inverse_2x2
 from motiontransfer.ops.transforms import CoordinateTransform
+from motiontransfer.pretrained import find_vgg19_weights, vgg19_search_locations
 
 FallbackMode = Literal["l1_pyramid", "none"]
 
@@ -126,38 +126,6 @@ class Vgg19Features(nn.Module):
         return sequential_taps(self.features, (x - self.mean.to(x)) / self.std.to(x), VGG19_SLICE_ENDS)
 
 
-def _torch_home() -> Path:
-    """torch hub's cache root: $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch."""
-    if os.environ.get("TORCH_HOME"):
-        return Path(os.environ["TORCH_HOME"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "torch"
-
-
-def vgg19_search_locations(configured_path: str | os.PathLike[str] | None) -> list[str]:
-    """Human-readable list of the places :func:`find_vgg19_weights` looks at, in order."""
-    places = [str(Path(configured_path).expanduser())] if configured_path else []
-    places.append(str(_torch_home() / "hub" / "checkpoints" / "vgg19-*.pth"))
-    return places
-
-
-def find_vgg19_weights(configured_path: str | os.PathLike[str] | None) -> Path | None:
-    """Locate a torchvision-format VGG19 state dict without downloading anything.
-
-    Looks at ``configured_path`` (when given and an existing file), then for ``vgg19-*.pth`` in
-    ``$TORCH_HOME/hub/checkpoints`` (TORCH_HOME defaulting to ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch``, as
-    torch hub does; the first name in sorted order wins).
-
-    Returns:
-        The file's path, or None when there is none.
-    """
-    if configured_path:
-        path = Path(configured_path).expanduser()
-        if path.is_file():
-            return path
-    checkpoints = _torch_home() / "hub" / "checkpoints"
-    candidates = sorted(p for p in checkpoints.glob("vgg19-*.pth") if p.is_file()) if checkpoints.is_dir() else []
-    return candidates[0] if candidates else None
 
 
 def load_vgg19_weights(path: str | os.PathLike[str]) -> Vgg19Features:
@@ -204,8 +172,8 @@ class PerceptualPyramidLoss(nn.Module):
     the image would be smaller than 16 px on a side (VGG19 needs 16 px for its four max pools; e.g. 0.125 at 64 px)
     are skipped; a ValueError is raised only if no scale is left.
 
-    Without weights (see :func:`find_vgg19_weights`) the loss warns once per loss object, naming the places searched,
-    and computes the fallback: with ``"l1_pyramid"`` a pixel L1 pyramid
+    Without weights (see :func:`motiontransfer.pretrained.find_vgg19_weights`) the loss warns once per loss object,
+    naming the places searched, and computes the fallback: with ``"l1_pyramid"`` a pixel L1 pyramid
     ``sum_s sum(weights) * mean |pred_s - target_s|`` over all scales. Multiplying by the sum of the VGG slice
     weights keeps its magnitude comparable to the perceptual loss (each VGG term is itself an L1 of features), so
     configured loss weights stay meaningful; the fallback matters because without a reconstruction loss the

@@ -21,9 +21,9 @@ from motiontransfer.evaluation import metrics
 from motiontransfer.inference.landmarks import (
     FACE_RECOGNITION_RESNET,
     DlibFaceLandmarker,
-    dlib_model_file,
     shape_to_array,
 )
+from motiontransfer.pretrained import dlib_model_file
 from motiontransfer.video.io import to_uint8_hwc
 
 NUM_LANDMARKS = 68

@@ -6,9 +6,9 @@ from the files below. Callers check :func:`learned_metric_status` first and skip
 
 Where the weights are found
 ---------------------------
-One folder, :func:`metrics_weights_dir`: the ``weights_dir`` argument when a function is given one, else
-``$MOTIONTRANSFER_METRICS_DIR`` when set, else ``~/.cache/motiontransfer/metrics``. It holds the standard public
-files under these names:
+One folder, :func:`motiontransfer.pretrained.metrics_weights_dir`: the ``weights_dir`` argument when a function is
+given one, else ``$MOTIONTRANSFER_METRICS_DIR`` when set, else ``~/.cache/motiontransfer/metrics``. It holds the
+standard public files under these names:
 
 * LPIPS (AlexNet, v0.1):
     - ``alexnet-owt-7be5be79.pth``: torchvision's AlexNet ImageNet state dict (``features.0.weight`` ...; only the
@@ -46,9 +46,7 @@ from torch import nn
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.evaluation.metrics import MetricInputError, frechet_distance, frechet_distance_from_stats
 from motiontransfer.nn.blocks import sequential_taps
-
-METRICS_DIR_ENV = "MOTIONTRANSFER_METRICS_DIR"
-DEFAULT_METRICS_DIR = Path("~") / ".cache" / "motiontransfer" / "metrics"
+from motiontransfer.pretrained import METRICS_DIR_ENV, first_existing, metrics_weights_dir
 
 ALEXNET_FILES: tuple[str, ...] = ("alexnet-owt-7be5be79.pth", "alexnet-owt-4df8aa71.pth")
 LPIPS_LINEAR_FILE = "lpips-alex-v0.1.pth"
@@ -63,30 +61,6 @@ _RANGE_TOLERANCE = 1e-3
 # ---------------------------------------------------------------------------------------------------------------
 # Locating and reading weight files
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def metrics_weights_dir(weights_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding the metric weight files (see the module docstring).
-
-    Args:
-        weights_dir: an explicit folder; None to use ``$MOTIONTRANSFER_METRICS_DIR`` or else
-            ``~/.cache/motiontransfer/metrics``.
-
-    Returns:
-        The folder, with ``~`` expanded (it need not exist).
-    """
-    if weights_dir is not None:
-        return Path(weights_dir).expanduser()
-    configured = os.environ.get(METRICS_DIR_ENV)
-    return Path(configured).expanduser() if configured else DEFAULT_METRICS_DIR.expanduser()
-
-
-def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
-    """The first ``folder / name`` that is a file, or None."""
-    for name in names:
-        if (folder / name).is_file():
-            return folder / name
-    return None
 
 
 def _required_files(metric: str) -> tuple[tuple[str, ...], ...]:
@@ -114,7 +88,7 @@ def _locate(metric: str, weights_dir: str | os.PathLike[str] | None) -> list[Pat
     folder = metrics_weights_dir(weights_dir)
     found, missing = [], []
     for names in _required_files(metric):
-        path = _first_existing(folder, names)
+        path = first_existing(folder, names)
         if path is None:
             missing.append(names[0])
         else:
@@ -132,7 +106,7 @@ def learned_metric_status(names: Iterable[str],
 
     Args:
         names: metric names (any case); "lpips", "fid" and "fvd" are looked at, other names are ignored.
-        weights_dir: the weights folder (None: see :func:`metrics_weights_dir`).
+        weights_dir: the weights folder (None: see :func:`motiontransfer.pretrained.metrics_weights_dir`).
 
     Returns:
         ``{lower-case name: reason}`` for each of the three that cannot run, e.g. ``{"fvd": "needs i3d_torchscript.pt in
@@ -145,7 +119,7 @@ def learned_metric_status(names: Iterable[str],
         if name not in LEARNED_METRICS:
             continue
         missing = [alternatives[0] for alternatives in _required_files(name)
-                   if _first_existing(folder, alternatives) is None]
+                   if first_existing(folder, alternatives) is None]
         if missing:
             status[name] = _missing_message(folder, missing)
     return status

@@ -9,8 +9,6 @@ be used when ``dlib`` and the ``face_recognition_models`` data are installed (th
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,12 +17,12 @@ import torch
 
 from motiontransfer.errors import UserError
 from motiontransfer.inference.pipeline import Landmarker
+from motiontransfer.pretrained import EVAL_EXTRA_HINT, dlib_model_file
 from motiontransfer.video.io import to_uint8_hwc
 
 LANDMARKERS = ("model", "dlib")
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_RECOGNITION_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
-_INSTALL_HINT = 'install the eval extra: pip install -e ".[eval]" (or pip install "motiontransfer[eval]")'
 
 
 def get_landmarker(name: str) -> Landmarker | None:
@@ -45,30 +43,8 @@ def import_dlib() -> ModuleType:
     try:
         import dlib
     except ImportError:
-        raise UserError(f"the dlib face models need dlib; {_INSTALL_HINT}") from None
+        raise UserError(f"the dlib face models need dlib; {EVAL_EXTRA_HINT}") from None
     return dlib
-
-
-def _face_models_dirs() -> list[Path]:
-    """Folders where ``face_recognition_models`` keeps its .dat files (``<package>/models``), without importing it."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    return [Path(location) / "models" for location in locations]
-
-
-def dlib_model_file(filename: str) -> Path:
-    """Path of one of the dlib model files shipped by ``face_recognition_models``.
-
-    Args:
-        filename: e.g. :data:`SHAPE_PREDICTOR_68` or :data:`FACE_RECOGNITION_RESNET`.
-
-    Raises:
-        UserError: the package or the file is not installed.
-    """
-    for folder in _face_models_dirs():
-        if (folder / filename).is_file():
-            return folder / filename
-    raise UserError(f"the dlib face models need the face_recognition_models data ({filename}); {_INSTALL_HINT}")
 
 
 def default_upsample(height: int, width: int) -> int:

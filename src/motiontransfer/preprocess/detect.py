@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from motiontransfer.errors import UserError
-from motiontransfer.inference.landmarks import SHAPE_PREDICTOR_68, default_upsample, dlib_model_file, import_dlib
+from motiontransfer.inference.landmarks import SHAPE_PREDICTOR_68, default_upsample, import_dlib
 from motiontransfer.preprocess.boxes import square_around
+from motiontransfer.pretrained import dlib_model_file
 from motiontransfer.video.io import to_uint8_hwc
 
 SubjectKind = Literal["face", "body"]
