@@ -97,9 +97,10 @@ def serve(options: ServeOptions, ready: Callable[[str], None] | None = None) -> 
             _, url, _ = page.launch(server_name=options.host, server_port=options.port, prevent_thread_lock=True,
                                     max_file_size=options.limits.max_upload_bytes, show_error=False, quiet=True,
                                     footer_links=[], run_history=False, ssr_mode=False, mcp_server=False)
-        except OSError as exc:
-            raise UserError(f"cannot serve on {options.host}:{options.port}: {exc.strerror or exc}; is the port "
-                            "in use? choose another with --port") from None
+        except OSError as exc:  # gradio says "Cannot find empty port" for a taken port or an unusable host
+            reason = exc.strerror or "the port is in use, or the host is not an address of this machine"
+            raise UserError(f"cannot serve on {options.host}:{options.port}: {reason}; choose another --port or "
+                            "--host") from None
         try:
             (ready or _announce)(url)
             while page.is_running:
