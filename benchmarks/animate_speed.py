@@ -18,8 +18,8 @@ import torch
 from machine import describe_machine, parse_with_threads
 
 from motiontransfer.experiment import load_experiment
+from motiontransfer.families.fomm.animator import FOMMAnimator
 from motiontransfer.inference.pipeline import animate
-from motiontransfer.models.fomm_animator import FOMMAnimator
 
 
 def ms_per_frame(model: FOMMAnimator, batch_size: int, frames: int, repeats: int) -> float:

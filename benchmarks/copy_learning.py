@@ -28,8 +28,9 @@ from machine import describe_machine, parse_with_threads
 from torch import nn
 
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
-from motiontransfer.experiment import FommExperiment, load_experiment
-from motiontransfer.models.fomm import build_generator
+from motiontransfer.experiment import load_experiment
+from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.families.fomm.networks import build_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 8

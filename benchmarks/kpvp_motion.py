@@ -29,10 +29,11 @@ from machine import describe_machine, parse_with_threads
 
 from motiontransfer.evaluation.actions import ground_truth_sequences, load_action_classifier
 from motiontransfer.evaluation.prediction import score_samples
-from motiontransfer.experiment import KPVPExperiment, load_experiment
+from motiontransfer.experiment import load_experiment
+from motiontransfer.families.kpvp.config import KPVPExperiment
+from motiontransfer.families.kpvp.stages import PseudoLabels, train_motion_generator
 from motiontransfer.ops.coordinates import normalized_to_pixels, pixels_to_normalized
 from motiontransfer.pretrained import bundled_evaluator_path
-from motiontransfer.training.kpvp import PseudoLabels, train_motion_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64

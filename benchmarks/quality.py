@@ -51,12 +51,13 @@ def with_predictor(model: Any, run: Path, spec: dict[str, Any]) -> Any:
     generator's steps are the config's ``motion_params.num_steps``).
     """
     if model.family == "kpvp":
-        from motiontransfer.training.kpvp import MODEL_NAME, run_stages
+        from motiontransfer.families.kpvp.stages import MODEL_NAME
+        from motiontransfer.training.stages import run_stages
 
         if not (run / MODEL_NAME).is_file():
             run_stages(resume=run, stages=[2, 3], device="cpu")
         return load(run / MODEL_NAME, device="cpu").model
-    from motiontransfer.training.keypoint_predictor import fit_keypoint_predictor
+    from motiontransfer.families.monkeynet.predictor import fit_keypoint_predictor
 
     path = run / "predictor.mt"
     if path.is_file():

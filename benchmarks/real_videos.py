@@ -37,7 +37,7 @@ import motiontransfer as mt
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.smoothing import DEFAULT_SIGMA, CentredMotionSmoother
-from motiontransfer.preprocess import temporal
+from motiontransfer.ops import temporal
 from motiontransfer.preprocess.animate import DEFAULT_FEATHER, animate_cropped_items, driving_boxes, source_box
 from motiontransfer.preprocess.boxes import PixelBox, crop_square
 from motiontransfer.preprocess.crop import box_centre_motion, crop_video, track_video

@@ -9,9 +9,10 @@ import torch
 import yaml
 
 from motiontransfer.checkpoint import save_model_file
-from motiontransfer.experiment import FommExperiment, experiment_from_dict
-from motiontransfer.models.fomm import build_fomm
-from motiontransfer.models.fomm_animator import FOMMAnimator
+from motiontransfer.experiment import experiment_from_dict
+from motiontransfer.families.fomm.animator import FOMMAnimator
+from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.families.fomm.networks import build_fomm
 
 SIZE = 64
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from motiontransfer.config import load_yaml
+from motiontransfer.engine.distributed import DistributedContext
 from motiontransfer.experiment import experiment_from_dict, resolve_config
-from motiontransfer.training.distributed import DistributedContext
 from motiontransfer.training.trainer import build_task
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

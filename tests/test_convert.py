@@ -13,13 +13,13 @@ import torch
 import motiontransfer as mt
 from fomm_helpers import SIZE, config_yaml, official_checkpoint, small_experiment
 from motiontransfer.checkpoint import ModelFile, load_model_file, save_model_file
-from motiontransfer.convert import convert_official, detect_family
-from motiontransfer.convert.fomm import convert_fomm
-from motiontransfer.convert.torch_checkpoint import read_official_checkpoint, strip_prefix
+from motiontransfer.convert.official import convert_official, detect_family, read_official_checkpoint
+from motiontransfer.convert.torch_checkpoint import strip_prefix
 from motiontransfer.errors import InputFileError, UserError
+from motiontransfer.experiment import model_from_file
+from motiontransfer.families.fomm.convert import convert_fomm
+from motiontransfer.families.fomm.networks import build_generator, build_kp_detector
 from motiontransfer.inference import pipeline
-from motiontransfer.models.base import model_from_file
-from motiontransfer.models.fomm import build_generator, build_kp_detector
 
 
 @pytest.fixture(scope="module")

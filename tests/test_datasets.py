@@ -410,7 +410,8 @@ def test_procedural_pairs_with_resize_are_deterministic() -> None:
 
 def test_augmentation_params_map_onto_the_dataset_augmentation() -> None:
     from motiontransfer.config import from_dict
-    from motiontransfer.experiment import DatasetParams, augmentation_config, load_experiment
+    from motiontransfer.experiment import load_experiment
+    from motiontransfer.params import DatasetParams, augmentation_config
 
     mgif = augmentation_config(load_experiment("mgif-256").dataset_params)
     assert mgif == AugmentationConfig(flip_horizontal=True, flip_time=True, jitter=JitterConfig(0, 0, 0, 0.5),

@@ -9,7 +9,7 @@ import pytest
 from motiontransfer.config import to_dict
 from motiontransfer.errors import ConfigError, InputFileError, UserError
 from motiontransfer.experiment import bundled_config_names, experiment_from_dict, load_experiment
-from motiontransfer.models.fomm import vox256_config
+from motiontransfer.families.fomm.config import vox256_config
 
 # An official-style file as users hold them (the layout of first-order-model's config/*.yaml): image_shape
 # instead of frame_shape, a discriminator without `sn`, partial jitter, crop/resize augmentation.

@@ -11,15 +11,14 @@ import torch
 
 from motiontransfer.config import from_dict
 from motiontransfer.errors import ConfigError
-from motiontransfer.models.fomm import (
+from motiontransfer.families.fomm.config import (
     CommonParams,
     DenseMotionParams,
     FOMMConfig,
     GeneratorParams,
     KPDetectorParams,
-    build_generator,
-    build_kp_detector,
 )
+from motiontransfer.families.fomm.networks import build_generator, build_kp_detector
 
 SIZE = 32
 

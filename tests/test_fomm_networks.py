@@ -8,17 +8,16 @@ import pytest
 import torch
 
 from motiontransfer.config import from_dict
-from motiontransfer.models.fomm import (
+from motiontransfer.families.fomm.config import (
     CommonParams,
     DenseMotionParams,
     DiscriminatorParams,
     FOMMConfig,
     GeneratorParams,
-    KPDetector,
     KPDetectorParams,
-    build_fomm,
     vox256_config,
 )
+from motiontransfer.families.fomm.networks import KPDetector, build_fomm
 from motiontransfer.nn import Hourglass, MultiScaleDiscriminator
 from motiontransfer.ops import make_coordinate_grid
 

@@ -15,9 +15,9 @@ from fomm_helpers import SIZE, model_file, small_animator, video_with_audio
 from motiontransfer.api import as_frames, as_image, resolve_device
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.errors import UserError
+from motiontransfer.families.fomm.animator import FOMMAnimator, KeypointMotion
 from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, SourceState
-from motiontransfer.models.fomm_animator import FOMMAnimator, KeypointMotion
 from motiontransfer.ops.keypoints import relative_keypoints
 from motiontransfer.video.io import write_image
 from motiontransfer.visualize import animation_grid
@@ -42,10 +42,9 @@ class StubModel(AnimationModel):
     def extract_motion(self, frames: torch.Tensor) -> KeypointMotion:
         return KeypointMotion(frames[:, 0, 0, : 2 * STUB_KP].reshape(-1, STUB_KP, 2) * 2 - 1)
 
-    def transfer(self, source_motion, driving_motion, driving_initial, mode="relative", adapt_scale=False):
-        if mode == "absolute":
-            return driving_motion
-        return KeypointMotion(relative_keypoints(source_motion.value, driving_motion.value, driving_initial.value))
+    def relative_motion(self, source_motion, driving_motion, driving_initial, scale):
+        return KeypointMotion(relative_keypoints(source_motion.value, driving_motion.value, driving_initial.value,
+                                                 scale))
 
     def encode_source(self, source: torch.Tensor) -> SourceState:
         self.encode_calls += 1

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from motiontransfer.engine.optim import frozen_parameters
 from motiontransfer.errors import ConfigError, UserError
-from motiontransfer.experiment import KPVPExperiment, experiment_from_dict, load_experiment
-from motiontransfer.losses import kl_divergence_normal
-from motiontransfer.models.kpvp import (
+from motiontransfer.experiment import experiment_from_dict, load_experiment
+from motiontransfer.families.kpvp.animator import KPVPAnimator
+from motiontransfer.families.kpvp.config import KPVPExperiment
+from motiontransfer.families.kpvp.networks import (
     ImageTranslator,
     MotionGenerator,
     SequenceDiscriminator,
@@ -25,18 +27,12 @@ from motiontransfer.models.kpvp import (
     build_motion_networks,
     keypoint_maps,
 )
-from motiontransfer.models.kpvp_animator import KPVPAnimator
-from motiontransfer.models.monkeynet_animator import GaussianKeypoints
+from motiontransfer.families.kpvp.stages import PseudoLabels, make_pseudo_labels, train_motion_generator
+from motiontransfer.families.kpvp.task import KPVPTask, translation_losses
+from motiontransfer.families.monkeynet.animator import GaussianKeypoints
+from motiontransfer.losses import kl_divergence_normal
 from motiontransfer.ops import make_coordinate_grid
-from motiontransfer.training.kpvp import (
-    KPVPTask,
-    PseudoLabels,
-    make_pseudo_labels,
-    run_stages,
-    train_motion_generator,
-    translation_losses,
-)
-from motiontransfer.training.optim import frozen_parameters
+from motiontransfer.training.stages import run_stages
 
 ACTIONS = ["wave", "squat", "jump", "walk", "arm_circles", "clap", "kick", "side_bend", "jumping_jacks"]
 TINY: dict[str, Any] = {
@@ -184,7 +180,7 @@ def test_kl_term_matches_its_closed_form() -> None:
 
 def test_stage_1_a_short_run_lowers_the_translation_loss() -> None:
     experiment = tiny()
-    from motiontransfer.training.distributed import DistributedContext
+    from motiontransfer.engine.distributed import DistributedContext
 
     task = KPVPTask(experiment, DistributedContext(), steps_per_epoch=10)
     networks = task.networks()
@@ -248,7 +244,7 @@ def test_pseudo_labels_are_the_detector_keypoints_with_actions(tmp_path: Path) -
     assert len(labels.sequences) == 3 and labels.sequences[0].shape == (5, 3, 2)
     assert all(action in ACTIONS for action in labels.actions)
     with torch.no_grad():
-        from motiontransfer.inference.video import split_videos
+        from motiontransfer.data.splits import split_videos
 
         frames = torch.stack(list(split_videos("procedural:puppets:videos=3,frames=5", 32, "train")[0].frames()))
         np.testing.assert_allclose(labels.sequences[0], model.extract_motion(frames).mean.numpy(), atol=1e-5)
@@ -378,7 +374,7 @@ def test_stages_2_and_3_refuse_another_family_and_a_missing_run(tmp_path: Path) 
     with pytest.raises(UserError, match="is a fomm run"):
         run_stages(resume=run, stages=[2, 3], progress=False)
     assert main(["train", "--resume", str(run), "--stage", "2"]) == 2
-    with pytest.raises(UserError, match="--resume RUN"):
+    with pytest.raises(UserError, match="resume RUN"):
         run_stages(stages=[3], progress=False)
     with pytest.raises(UserError, match="no checkpoint"):
         run_stages(resume=tmp_path / "empty", stages=[2], progress=False)
@@ -387,13 +383,13 @@ def test_stages_2_and_3_refuse_another_family_and_a_missing_run(tmp_path: Path) 
 def test_steps_bounds_every_stage_of_a_run(tmp_path: Path) -> None:
     result = run_stages(tiny(), out_dir=tmp_path / "run", steps=2, progress=False)  # motion_params.num_steps: 40
     assert result.stage1.step == 2
-    assert result.motion is not None and len(result.motion.history) == 2  # one entry per step at 2 steps
+    assert len(result.outputs[3].result.history) == 2  # one entry per step at 2 steps
     assert (tmp_path / "run" / "kpvp.mt").is_file()
 
 
 def test_actions_the_config_does_not_list_fail_before_the_expensive_stages(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import motiontransfer.training.kpvp as kpvp
+    import motiontransfer.families.kpvp.stages as kpvp
 
     few = tiny(motion_generator={"actions": ["wave", "squat"]})
     with pytest.raises(UserError, match="does not list"):
@@ -412,7 +408,7 @@ def test_actions_the_config_does_not_list_fail_before_the_expensive_stages(tmp_p
 
 
 def test_videos_without_action_labels_are_refused_by_a_conditional_config() -> None:
-    from motiontransfer.training.kpvp import check_actions
+    from motiontransfer.families.kpvp.stages import check_actions
 
     with pytest.raises(UserError, match="2 of the 3 training videos have no action label"):
         check_actions(["wave", None, None], ["wave"])

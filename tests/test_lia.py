@@ -13,13 +13,16 @@ import pytest
 import torch
 
 from motiontransfer.checkpoint import load_model_file
-from motiontransfer.convert import convert_official
+from motiontransfer.convert.official import convert_official
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
+from motiontransfer.engine.optim import frozen_parameters
 from motiontransfer.errors import UserError
 from motiontransfer.experiment import experiment_from_dict
+from motiontransfer.families.lia.animator import LatentMotion, LIAAnimator
+from motiontransfer.families.lia.config import LIAConfig
+from motiontransfer.families.lia.networks import Direction, Generator, build_discriminator
+from motiontransfer.families.lia.task import generator_losses, stylegan2_adam
 from motiontransfer.inference import pipeline
-from motiontransfer.models.lia import Direction, Generator, LIAConfig, build_discriminator
-from motiontransfer.models.lia_animator import LatentMotion, LIAAnimator
 from motiontransfer.nn.stylegan2 import (
     Blur,
     EqualConv2d,
@@ -30,8 +33,6 @@ from motiontransfer.nn.stylegan2 import (
     minibatch_stddev,
     upfirdn2d,
 )
-from motiontransfer.training.lia import generator_losses, stylegan2_adam
-from motiontransfer.training.optim import frozen_parameters
 from motiontransfer.training.trainer import train
 
 TINY: dict[str, Any] = {
@@ -234,12 +235,14 @@ def test_trainer_runs_lia(tmp_path: Path) -> None:
     assert model.size == 64
 
 
-def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_path: Path, monkeypatch) -> None:
+def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_path: Path) -> None:
+    import dataclasses
+
     from PIL import Image
 
-    from motiontransfer import experiment as experiment_module
     from motiontransfer.cli import main
     from motiontransfer.config import to_dict
+    from motiontransfer.registry import family, registered
     from motiontransfer.video.io import VideoWriter, write_image
 
     config = tmp_path / "lia-tiny.yaml"
@@ -247,36 +250,36 @@ def test_lia_commands_official_checkpoint_without_config_and_direction_grid(tmp_
 
     config.write_text(yaml.safe_dump(to_dict(tiny())))
     # The 256-px default would make this test slow: point LIA's default at the tiny config.
-    monkeypatch.setitem(experiment_module.DEFAULT_OFFICIAL_CONFIGS, "lia", str(config))
-    official = tmp_path / "vox.pt"
-    torch.save({"gen": Generator(tiny().model_params).state_dict(), "args": argparse.Namespace(size=64)}, official)
-    image, driving = tmp_path / "source.png", tmp_path / "driving.mp4"
-    write_image(image, torch.rand(3, 64, 64))
-    with VideoWriter(driving, fps=10) as writer:
-        for _ in range(4):
-            writer.write(torch.rand(3, 64, 64))
-    assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
-                 "--out", str(tmp_path / "out.mp4"), "--visualize"]) == 0
-    assert main(["animate", "--checkpoint", str(official), "--family", "lia", "--source", str(image),
-                 "--driving", str(driving), "--out", str(tmp_path / "out2.mp4")]) == 0
-    assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
-                 "--out", str(tmp_path / "bf.mp4"), "--best-frame", "auto"]) == 2  # no keypoints to compare
-    converted = tmp_path / "lia.mt"
-    assert main(["convert", "--from", "lia", "--input", str(official), "--out", str(converted)]) == 0
-    grid = tmp_path / "grid.png"
-    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
-                 "--steps", "3"]) == 0
-    width, height = Image.open(grid).size
-    assert height > 5 * 64 and width > 3 * 64  # 5 directions x 3 steps
-    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
-                 "--steps", "3", "--direction", "0", "--direction", "4"]) == 0
-    assert 2 * 64 < Image.open(grid).size[1] < 3 * 64  # only d_0 and d_4
-    assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out",
-                 str(tmp_path / "bad.png"), "--direction", "5"]) == 2  # M = 5: indices 0..4
-    assert not (tmp_path / "bad.png").exists()
-    assert main(["lia-directions", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
-                 str(tmp_path / "no.png")]) == 2
-    assert not (tmp_path / "no.png").exists()
+    with registered(dataclasses.replace(family("lia"), default_config=str(config))):
+        official = tmp_path / "vox.pt"
+        torch.save({"gen": Generator(tiny().model_params).state_dict(), "args": argparse.Namespace(size=64)}, official)
+        image, driving = tmp_path / "source.png", tmp_path / "driving.mp4"
+        write_image(image, torch.rand(3, 64, 64))
+        with VideoWriter(driving, fps=10) as writer:
+            for _ in range(4):
+                writer.write(torch.rand(3, 64, 64))
+        assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
+                     "--out", str(tmp_path / "out.mp4"), "--visualize"]) == 0
+        assert main(["animate", "--checkpoint", str(official), "--family", "lia", "--source", str(image),
+                     "--driving", str(driving), "--out", str(tmp_path / "out2.mp4")]) == 0
+        assert main(["animate", "--checkpoint", str(official), "--source", str(image), "--driving", str(driving),
+                     "--out", str(tmp_path / "bf.mp4"), "--best-frame", "auto"]) == 2  # no keypoints to compare
+        converted = tmp_path / "lia.mt"
+        assert main(["convert", "--from", "lia", "--input", str(official), "--out", str(converted)]) == 0
+        grid = tmp_path / "grid.png"
+        assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
+                     "--steps", "3"]) == 0
+        width, height = Image.open(grid).size
+        assert height > 5 * 64 and width > 3 * 64  # 5 directions x 3 steps
+        assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out", str(grid),
+                     "--steps", "3", "--direction", "0", "--direction", "4"]) == 0
+        assert 2 * 64 < Image.open(grid).size[1] < 3 * 64  # only d_0 and d_4
+        assert main(["lia-directions", "--checkpoint", str(converted), "--source", str(image), "--out",
+                     str(tmp_path / "bad.png"), "--direction", "5"]) == 2  # M = 5: indices 0..4
+        assert not (tmp_path / "bad.png").exists()
+        assert main(["lia-directions", "--checkpoint", "fomm-faces", "--source", str(image), "--out",
+                     str(tmp_path / "no.png")]) == 2
+        assert not (tmp_path / "no.png").exists()
 
 
 @pytest.mark.parametrize("size", [64, 128])

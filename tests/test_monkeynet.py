@@ -12,23 +12,22 @@ import pytest
 import torch
 
 import motiontransfer as mt
-from motiontransfer.convert import convert_official
-from motiontransfer.convert.monkeynet import add_time_axis
+from motiontransfer.convert.official import convert_official
+from motiontransfer.engine.optim import frozen_parameters
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.experiment import experiment_from_dict, load_experiment
-from motiontransfer.inference import pipeline
-from motiontransfer.models.monkeynet import (
+from motiontransfer.families.monkeynet.animator import GaussianKeypoints, MonkeyNetAnimator, adapt_covariance
+from motiontransfer.families.monkeynet.config import DenseMotionParams, MovementEmbeddingParams
+from motiontransfer.families.monkeynet.convert import add_time_axis
+from motiontransfer.families.monkeynet.networks import (
     DenseMotionModule,
-    DenseMotionParams,
     MovementEmbedding,
-    MovementEmbeddingParams,
     build_monkeynet,
     heatmap_keypoints,
 )
-from motiontransfer.models.monkeynet_animator import GaussianKeypoints, MonkeyNetAnimator, adapt_covariance
+from motiontransfer.families.monkeynet.task import MonkeyNetTask, generator_step
+from motiontransfer.inference import pipeline
 from motiontransfer.ops import make_coordinate_grid, smallest_singular_value_2x2
-from motiontransfer.training.monkeynet import MonkeyNetTask, generator_step
-from motiontransfer.training.optim import frozen_parameters
 from motiontransfer.training.trainer import train
 
 TINY: dict[str, Any] = {
@@ -373,7 +372,7 @@ def test_trainer_runs_monkeynet_and_the_run_animates(tmp_path: Path) -> None:
 def test_task_refuses_an_undetached_discriminator() -> None:
     experiment = tiny()
     experiment.train_params.detach_kp_discriminator = False
-    from motiontransfer.training.distributed import DistributedContext
+    from motiontransfer.engine.distributed import DistributedContext
 
     with pytest.raises(Exception, match="detach_kp_discriminator"):
         MonkeyNetTask(experiment, DistributedContext(), steps_per_epoch=1)
@@ -390,7 +389,7 @@ def predictor_experiment() -> Any:
 
 
 def test_predictor_rollout_keeps_the_observed_frames_and_gives_covariances() -> None:
-    from motiontransfer.models.monkeynet_animator import build_keypoint_predictor
+    from motiontransfer.families.monkeynet.animator import build_keypoint_predictor
 
     predictor = build_keypoint_predictor(predictor_experiment())
     assert sorted(predictor.state_dict()) == ["linear.bias", "linear.weight", "rnn.bias_hh_l0", "rnn.bias_ih_l0",
@@ -405,7 +404,7 @@ def test_predictor_rollout_keeps_the_observed_frames_and_gives_covariances() -> 
 
 
 def test_predictor_learns_a_constant_drift() -> None:
-    from motiontransfer.training.keypoint_predictor import train_keypoint_predictor
+    from motiontransfer.families.monkeynet.predictor import train_keypoint_predictor
 
     model = MonkeyNetAnimator(predictor_experiment())
     steps = torch.arange(10, dtype=torch.float32)[:, None, None] * 0.05
@@ -416,7 +415,7 @@ def test_predictor_learns_a_constant_drift() -> None:
 
 
 def test_predict_video_and_the_predictor_in_the_model_file(tmp_path: Path) -> None:
-    from motiontransfer.models.monkeynet_animator import build_keypoint_predictor
+    from motiontransfer.families.monkeynet.animator import build_keypoint_predictor
 
     experiment = predictor_experiment()
     model = MonkeyNetAnimator(experiment, predictor=build_keypoint_predictor(experiment)).eval()
@@ -426,7 +425,7 @@ def test_predict_video_and_the_predictor_in_the_model_file(tmp_path: Path) -> No
     assert restored.predictor is not None
     torch.testing.assert_close(restored.predict_video(torch.ones(3, 32, 32) * 0.5, 3),
                                model.predict_video(torch.ones(3, 32, 32) * 0.5, 3))
-    with pytest.raises(UserError, match="train-predictor"):
+    with pytest.raises(UserError, match="fit_keypoint_predictor"):
         MonkeyNetAnimator(experiment).eval().predict_video(torch.rand(3, 32, 32), 3)
 
 

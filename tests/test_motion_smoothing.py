@@ -9,6 +9,7 @@ import torch
 
 from fomm_helpers import small_animator
 from motiontransfer.errors import UserError
+from motiontransfer.families.fomm.animator import KeypointMotion
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.smoothing import (
     CentredMotionSmoother,
@@ -17,8 +18,7 @@ from motiontransfer.inference.smoothing import (
     flatten_motion,
     unflatten_motion,
 )
-from motiontransfer.models.fomm_animator import KeypointMotion
-from motiontransfer.preprocess import temporal
+from motiontransfer.ops import temporal
 
 torch.set_num_threads(1)
 
@@ -39,8 +39,8 @@ def test_flatten_and_unflatten_motion() -> None:
 
 
 def test_every_family_motion_round_trips() -> None:
-    from motiontransfer.models.lia_animator import LatentMotion
-    from motiontransfer.models.monkeynet_animator import GaussianKeypoints
+    from motiontransfer.families.lia.animator import LatentMotion
+    from motiontransfer.families.monkeynet.animator import GaussianKeypoints
 
     for motion in (LatentMotion(torch.rand(3, 20)), GaussianKeypoints(torch.rand(3, 4, 2), torch.rand(3, 4, 2, 2)),
                    GaussianKeypoints(torch.rand(3, 4, 2), None)):

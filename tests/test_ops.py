@@ -145,7 +145,7 @@ def test_resize_flow_with_align_corners_true_maps_a_coordinate_grid_to_the_grid_
 
 
 def test_fomm_identity_motion_is_an_exact_identity_warp_with_both_corner_policies_true() -> None:
-    from motiontransfer.models.fomm import OcclusionAwareGenerator
+    from motiontransfer.families.fomm.networks import OcclusionAwareGenerator
 
     params = {"block_expansion": 8, "max_features": 16, "num_blocks": 2, "scale_factor": 0.5}
     image = torch.rand(1, 3, 32, 32)

@@ -10,7 +10,8 @@ import torch
 from fomm_helpers import small_animator
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation.actions import ActionClassifier, ActionClassifierConfig
-from motiontransfer.evaluation.prediction import check_predictor, prediction_records, score_samples
+from motiontransfer.evaluation.prediction import prediction_records, score_samples
+from motiontransfer.models.base import check_predictor
 
 
 class MovesRight(ActionClassifier):

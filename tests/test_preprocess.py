@@ -170,14 +170,14 @@ def test_crop_video_writes_clips_and_boxes(tmp_path: Path) -> None:
 
 def test_crop_video_errors(tmp_path: Path) -> None:
     video = write_video(tmp_path / "spot.mp4", spot_frames(12, present=range(3, 7)), fps=10)
-    with pytest.raises(UserError, match=r"the longest face track has 4 frames, fewer than --min-frames 5"):
+    with pytest.raises(UserError, match=r"the longest face track has 4 frames, fewer than min_frames 5"):
         crop_video(video, tmp_path / "out", min_frames=5, detector=BrightSpotDetector())
     assert not (tmp_path / "out").exists()
     empty = write_video(tmp_path / "dark.mp4", spot_frames(6, present=range(0)), fps=10)
     with pytest.raises(UserError, match=r"dark.mp4: no face found in any of its 6 frames"):
         crop_video(empty, tmp_path / "out", detector=BrightSpotDetector())
-    for options, message in [({"size": 8}, "--size"), ({"margin": -1.0}, "--margin"),
-                             ({"min_frames": 0}, "--min-frames"), ({"split": "val"}, "--split"),
+    for options, message in [({"size": 8}, "^size must"), ({"margin": -1.0}, "^margin must"),
+                             ({"min_frames": 0}, "^min_frames must"), ({"split": "val"}, "^split must"),
                              ({"kind": "cat"}, "unknown subject kind 'cat'")]:
         with pytest.raises(UserError, match=message):
             crop_video(video, tmp_path / "out", detector=BrightSpotDetector(), **options)  # type: ignore[arg-type]

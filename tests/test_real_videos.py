@@ -17,7 +17,7 @@ import torch
 
 from motiontransfer.errors import UserError
 from motiontransfer.inference.smoothing import DEFAULT_SIGMA
-from motiontransfer.preprocess import temporal
+from motiontransfer.ops import temporal
 from motiontransfer.preprocess.animate import DEFAULT_FEATHER, animate_cropped, source_box
 from motiontransfer.preprocess.boxes import PixelBox
 from motiontransfer.preprocess.crop import box_centre_motion, crop_video

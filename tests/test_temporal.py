@@ -1,4 +1,4 @@
-"""Temporal filters and their measures (motiontransfer.preprocess.temporal), checked against hand-computed values
+"""Temporal filters and their measures (motiontransfer.ops.temporal), checked against hand-computed values
 and on a noisy sine whose clean form is known."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from motiontransfer.errors import UserError
-from motiontransfer.preprocess import temporal
+from motiontransfer.ops import temporal
 
 
 def noisy_sine(frames: int = 240, noise: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

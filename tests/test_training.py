@@ -14,13 +14,9 @@ from torch.utils.data import DataLoader
 from motiontransfer.checkpoint import load_model_file
 from motiontransfer.cli import main
 from motiontransfer.data.datasets import open_training_data
+from motiontransfer.engine.distributed import DistributedContext
 from motiontransfer.errors import ConfigError, UserError
-from motiontransfer.experiment import ResizeParams
-from motiontransfer.losses import PerceptualPyramidLoss, keypoint_separation_loss
-from motiontransfer.training import train
-from motiontransfer.training.checkpoints import load_training_state, read_latest
-from motiontransfer.training.distributed import DistributedContext
-from motiontransfer.training.fomm import (
+from motiontransfer.families.fomm.task import (
     FommTask,
     discriminator_inputs,
     frozen_parameters,
@@ -29,6 +25,10 @@ from motiontransfer.training.fomm import (
     make_schedulers,
     milestones_in_steps,
 )
+from motiontransfer.losses import PerceptualPyramidLoss, keypoint_separation_loss
+from motiontransfer.params import ResizeParams
+from motiontransfer.training import train
+from motiontransfer.training.checkpoints import load_training_state, read_latest
 from motiontransfer.video.io import read_image
 from training_helpers import TINY_DATA, tiny_experiment, write_tiny_config
 
@@ -373,8 +373,9 @@ def test_cleaning_removes_leftovers_of_interrupted_saves_only(tmp_path: Path) ->
 
 
 def test_channels_last_keeps_the_numbers_and_skips_five_dimensional_weights() -> None:
-    from motiontransfer.models.lia import Generator, LIAConfig
-    from motiontransfer.training.distributed import to_channels_last
+    from motiontransfer.engine.distributed import to_channels_last
+    from motiontransfer.families.lia.config import LIAConfig
+    from motiontransfer.families.lia.networks import Generator
 
     torch.manual_seed(0)
     generator = Generator(LIAConfig(size=64, style_dim=16, motion_dim=3, max_channels=8)).eval()

@@ -10,7 +10,7 @@ import torch
 
 from fomm_helpers import small_animator, small_experiment
 from motiontransfer.errors import UserError
-from motiontransfer.models.fomm_animator import FOMMAnimator, KeypointMotion
+from motiontransfer.families.fomm.animator import FOMMAnimator, KeypointMotion
 from motiontransfer.ops.keypoints import (
     convex_hull_area,
     convex_hull_scale,

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from motiontransfer.experiment import Experiment, experiment_from_dict
+from motiontransfer.experiment import experiment_from_dict
+from motiontransfer.params import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = "procedural:shapes:videos=8,frames=12"

@@ -23,7 +23,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, UserError
 from motiontransfer.fileio import OUTPUT_FAULTS
 
 try:  # typer >= 0.29 ships its own copy of click; older versions use the click package
@@ -426,7 +426,8 @@ def evaluate(
 
 @app.command("convert")
 def convert(
-    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet, lia).")],
+    family: Annotated[str, typer.Option("--from", help="Family of the official checkpoint (fomm, monkeynet, lia, ...: "
+                                                       "the families with a converter).")],
     input_path: Annotated[Path, typer.Option("--input", help="Official checkpoint, e.g. vox-cpk.pth.tar.")],
     out: Annotated[Path, typer.Option(help="Model file to write (.mt or .safetensors).")],
     config: Annotated[str | None, typer.Option(help="The checkpoint's config: bundled name (vox-256) or YAML path "
@@ -434,11 +435,11 @@ def convert(
 ) -> None:
     """Convert an official checkpoint into a model file."""
     from motiontransfer.checkpoint import save_model_file
-    from motiontransfer.convert import CONVERTERS, convert_official
+    from motiontransfer.convert.official import convert_official, converter_names
     from motiontransfer.experiment import load_experiment
 
-    if family not in CONVERTERS:
-        raise UserError(f"--from {family}: no converter for this family; available: {', '.join(CONVERTERS)}")
+    if family not in converter_names():
+        raise UserError(f"--from {family}: no converter for this family; available: {', '.join(converter_names())}")
     _require_distinct({"--out": out}, {"--input": input_path, "--config": config})
     _require_model_file_suffix("--out", out)
     experiment = load_experiment(config) if config is not None else None
@@ -464,24 +465,23 @@ def train_predictor(
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the sampled windows.")] = 0,
     device: DeviceOption = None,
 ) -> None:
-    """Train Monkey-Net's image-to-video keypoint predictor on the keypoints its detector finds in the training
-    videos (Sec. 4.4)."""
+    """Train the separately trained image-to-video predictor of a model whose family has one (Monkey-Net's keypoint
+    predictor, on the keypoints its detector finds in the training videos, Sec. 4.4)."""
     from motiontransfer.api import load
     from motiontransfer.checkpoint import save_model_file
-    from motiontransfer.models.monkeynet_animator import MonkeyNetAnimator
-    from motiontransfer.training.keypoint_predictor import fit_keypoint_predictor
+    from motiontransfer.registry import family as family_spec
 
     if epochs is not None:
         _positive("--epochs", epochs)
     _require_distinct({"--out": out}, {"--checkpoint": checkpoint, "--config": config, "--data": data})
     _require_model_file_suffix("--out", out)
     model = load(checkpoint, config=config, device=device, family=family).model
-    if not isinstance(model, MonkeyNetAnimator):
-        raise UserError(f"the keypoint predictor belongs to Monkey-Net; {checkpoint} is a {model.family} model")
-    count, result = fit_keypoint_predictor(model, data, num_videos=num_videos, epochs=epochs, seed=seed)
+    trainer = family_spec(model.family).predictor_trainer
+    if trainer is None:
+        raise UserError(f"{checkpoint} is a {model.family} model; its family has no separately trained predictor")
+    count, result = trainer(model, data, num_videos=num_videos, epochs=epochs, seed=seed)
     save_model_file(out, model.to_model_file())
-    typer.echo(f"trained the keypoint predictor on {count} videos: loss {result.losses[0]:.4g} -> "
-               f"{result.losses[-1]:.4g}")
+    typer.echo(f"trained the predictor on {count} videos: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g}")
     typer.echo(f"wrote {out}")
 
 
@@ -540,15 +540,12 @@ def lia_directions(
     import torch
 
     from motiontransfer.api import load
-    from motiontransfer.models.lia_animator import LIAAnimator
     from motiontransfer.video.io import read_image, write_image
     from motiontransfer.visualize import image_grid
 
     _positive("--steps", steps, 2)
     _require_distinct({"--out": out}, {"--source": source, "--checkpoint": checkpoint, "--config": config})
     model = load(checkpoint, config=config, device=device).model
-    if not isinstance(model, LIAAnimator):
-        raise UserError(f"lia-directions needs a LIA model; {checkpoint} is a {model.family} model")
     image = read_image(source, size=model.size).to(model.device)
     with torch.no_grad():
         frames = model.walk_directions(image[None], torch.linspace(-span, span, steps), direction or None).cpu()
@@ -563,17 +560,20 @@ def train(
     data: Annotated[str | None, typer.Option(help="Dataset folder or procedural:FAMILY[:options] "
                                                   "[default: the config's dataset_params.root_dir].")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (checkpoints, samples, tensorboard).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config]. KPVP: "
-                                                   "the steps of stage 1 and, separately, of stage 3 (the motion "
-                                                   "generator's motion_params.num_steps).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total optimisation steps [default: from the config]; also "
+                                                   "bounds each later stage that optimises (KPVP's stage 3, "
+                                                   "instead of motion_params.num_steps).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last checkpoint.")]
     = None,
-    stage: Annotated[list[int] | None, typer.Option(help="KPVP only: run only this stage (repeatable): 1 detector "
-                                                         "+ translator, 2 pseudo-labels, 3 motion generator "
-                                                         "[default: all three].")] = None,
+    stage: Annotated[list[int] | None, typer.Option(help="Run only this stage (repeatable): 1 the training; families "
+                                                         "with later stages add them (KPVP: 1 detector + "
+                                                         "translator, 2 pseudo-labels, 3 motion generator) "
+                                                         "[default: all of the family's].")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda [default: cuda if available].")] = None,
 ) -> None:
     """Train a model (run under 'torchrun --nproc-per-node N' for several processes)."""
+    from motiontransfer.training.stages import run_stages
+
     if config is None and resume is None:
         raise UserError("give --config (to start a run) or --resume RUN (to continue one)")
     if resume is None and out is None:
@@ -582,26 +582,13 @@ def train(
         _positive("--steps", steps)
     if out is not None:
         _require_folder_output("--out", out)
-    if _run_family(config, resume) == "kpvp":
-        _train_kpvp(config, data, out, steps, resume, stage or [1, 2, 3], device)
-        return
-    if stage and stage != [1]:
-        raise UserError("--stage 2 and 3 belong to KPVP; other families train in one stage")
-    from motiontransfer.training import train as run_training
-
-    result = run_training(config, data=data, out_dir=out, steps=steps, resume=resume, device=device)
-    _report_training(result)
-
-
-def _run_family(config: str | None, resume: Path | None) -> str:
-    """The family of the config to train, or of the run to resume."""
-    from motiontransfer.experiment import load_experiment
-    from motiontransfer.training.checkpoints import read_latest
-
-    if config is not None:
-        return load_experiment(config).family
-    record = read_latest(resume) if resume is not None and resume.is_dir() else None
-    return record.family if record is not None else ""
+    result = run_stages(config, data=data, out_dir=out, steps=steps, resume=resume, stages=stage, device=device)
+    if result.stage1 is not None:
+        _report_training(result.stage1)
+    for number, output in sorted(result.outputs.items()):
+        if output.summary:
+            typer.echo(f"stage {number}: {output.summary}")
+        typer.echo(f"stage {number}: wrote {output.path}")
 
 
 def _report_training(result: Any) -> None:
@@ -615,45 +602,20 @@ def _report_training(result: Any) -> None:
         typer.echo(f"{result.run_dir}: already trained for {result.step} steps")
 
 
-def _train_kpvp(config: str | None, data: str | None, out: Path | None, steps: int | None, resume: Path | None,
-                stages: list[int], device: str | None) -> None:
-    """KPVP's stages (see :func:`motiontransfer.training.kpvp.run_stages`), with a line per stage."""
-    from motiontransfer.training.kpvp import run_stages
-
-    result = run_stages(config, data=data, out_dir=out, steps=steps, resume=resume, stages=stages, device=device)
-    if result.stage1 is not None:
-        _report_training(result.stage1)
-    if 2 in result.outputs:
-        typer.echo(f"stage 2: wrote {result.outputs[2]}")
-    if 3 in result.outputs and result.motion is not None:
-        first, last = result.motion.history[0], result.motion.history[-1]
-        change = ", ".join(f"{name} {first[name]:.4g} -> {last[name]:.4g}" for name in last)
-        typer.echo(f"stage 3: {change}")
-        typer.echo(f"stage 3: wrote {result.outputs[3]}")
-
-
-@app.command("serve")
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 opens the page to the network, without "
-                                           "a login.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
-    models: Annotated[Path | None, typer.Option(help="Folder whose .mt model files are offered next to the "
-                                                     "bundled models.")] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest upload (source or driving), in MB.")] = 50.0,
-    max_seconds: Annotated[float, typer.Option(help="Longest driving video, in seconds.")] = 30.0,
-    keep_minutes: Annotated[float, typer.Option(help="How long uploads and results stay downloadable.")] = 60.0,
-    queue_size: Annotated[int, typer.Option(help="Jobs that may wait; more are turned away.")] = 20,
-    device: DeviceOption = None,
-) -> None:
-    """Serve the web page (the web extra): animate an uploaded or sample image with an uploaded, recorded or sample
-    driving video, with the options of 'animate', in the browser; jobs run one at a time. Ctrl-C stops it and
-    removes every file it wrote. See docs/web.md."""
-    from motiontransfer.web import Limits, ServeOptions
-    from motiontransfer.web import serve as serve_page
-
-    serve_page(ServeOptions(host=host, port=port, models=models, limits=Limits(max_upload_mb, max_seconds),
-                            device=device, keep_minutes=keep_minutes, queue_size=queue_size))
-
+FLAGS: dict[str, str] = {
+    "adapt_scale": "--adapt-scale", "action": "--action", "batch_size": "--batch-size", "best_frame": "--best-frame",
+    "config": "--config", "crop": "--crop", "data": "--data", "device": "--device", "directions": "--direction",
+    "frames": "--frames", "kind": "--kind", "landmarks": "--landmarks", "margin": "--margin",
+    "min_frames": "--min-frames",
+    "num_frames": "--frames", "out_dir": "--out", "overwrite": "--overwrite", "resume": "--resume",
+    "samples": "--samples", "size": "--size", "split": "--split", "stages": "--stage", "steps": "--steps",
+    "video_format": "--format",
+    "fit_keypoint_predictor": "`motiontransfer train-predictor --checkpoint MODEL --out MODEL-PREDICTOR.mt`",
+    "run_stages": "`motiontransfer train --resume RUN --stage N`",
+}
+"""How the command line spells the library's parameters and functions that
+:class:`~motiontransfer.errors.ArgumentError` messages name: the library says ``steps must be at least 1``, the
+command line ``--steps must be at least 1``."""
 
 INTERRUPTED = 130
 """Exit code after Ctrl-C (SIGINT): 128 + the signal number, as shells report it."""
@@ -722,6 +684,9 @@ def _run(argv: list[str] | None) -> int:
     except click_exceptions.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         _error(f"{exc.format_message()}{hint}")
+        return 2
+    except ArgumentError as exc:
+        _error(exc.render(FLAGS))
         return 2
     except UserError as exc:
         _error(str(exc))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from motiontransfer.api import load
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, Term, UserError
 from motiontransfer.evaluation.metrics import l1_error
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, bundled_family
@@ -71,7 +71,8 @@ def run_demo(out: str | Path = "out", model: str = "fomm-faces", frames: int = 6
     if model not in BUNDLED_MODELS:
         raise UserError(f"unknown demo model {model!r}; choose one of {', '.join(BUNDLED_MODELS)}")
     if frames < 1 or display_scale < 1:
-        raise UserError(f"--frames and the display scale must be positive, got {frames} and {display_scale}")
+        raise ArgumentError(Term("frames"), f" and the display scale must be positive, got {frames} and "
+                            f"{display_scale}")
     animator = load(model, device=device)
     spec = ProceduralSpec(family=bundled_family(model), size=animator.size, videos=2, frames=frames, seed=seed,
                           split="test")

@@ -29,3 +29,30 @@ class OutputFileError(InputFileError):
 
 class ConfigError(UserError):
     """A configuration value or key is invalid; the message names the key."""
+
+
+class Term(str):
+    """A word of an error message that the command line spells its own way: a parameter of the Python API
+    (``steps``, ``adapt_scale``), shown as is by Python and as its flag (``--steps``) by the CLI."""
+
+
+class ArgumentError(UserError):
+    """A bad argument of a library call. The message is made of plain text and :class:`Term` parts; ``str()`` shows
+    the Python names and :meth:`render` lets the CLI substitute its flags, so that no library message names a flag.
+
+    Example: ``ArgumentError(Term("steps"), " must be at least 1, got 0")`` reads ``steps must be at least 1, got 0``
+    in Python and ``--steps must be at least 1, got 0`` on the command line.
+    """
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+        super().__init__("".join(parts))
+
+    def render(self, names: dict[str, str]) -> str:
+        """The message with every :class:`Term` replaced by ``names[term]`` (kept when it has no entry)."""
+        return "".join(names.get(part, part) if isinstance(part, Term) else part for part in self.parts)
+
+
+class CapabilityError(ArgumentError):
+    """A model asked for something it cannot do (adapt the movement scale without keypoints, generate a video without
+    a motion predictor, ...); the message says what the model cannot do and why."""

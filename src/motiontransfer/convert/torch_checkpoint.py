@@ -1,4 +1,5 @@
-"""Reading the authors' PyTorch checkpoints safely, and telling the families' layouts apart.
+"""Reading the authors' PyTorch checkpoints safely (telling the families' layouts apart is
+:mod:`motiontransfer.convert.official`'s job).
 
 Official checkpoints are plain ``torch.save`` pickles (FOMM's ``.pth.tar`` is not a tar archive). They are read
 with ``torch.load(weights_only=True)``, which refuses to run pickled code: only tensors and plain containers load.
@@ -14,7 +15,6 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -22,11 +22,6 @@ import torch
 from motiontransfer.checkpoint import is_model_file
 from motiontransfer.errors import InputFileError
 
-FAMILY_TITLES: Mapping[str, str] = MappingProxyType({
-    "fomm": "FOMM", "monkeynet": "Monkey-Net", "lia": "LIA", "mraa": "MRAA", "tpsmm": "TPSMM",
-})
-# Families whose checkpoints this library cannot convert (successor methods with other networks).
-UNSUPPORTED = frozenset({"mraa", "tpsmm"})
 # AssertionError: torch's weights-only unpickler asserts on some damaged persistent ids.
 _READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
                 AttributeError, ImportError, IndexError, KeyError, TypeError, UnicodeDecodeError, AssertionError)
@@ -71,61 +66,6 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, Any]:
                                    f"({_first_line(exc)})") from None
     if not isinstance(checkpoint, dict):
         raise InputFileError(path, f"holds a {type(checkpoint).__name__}, not a checkpoint dict of networks")
-    return checkpoint
-
-
-def detect_family(checkpoint: Mapping[str, Any]) -> str | None:
-    """Guess which method wrote a checkpoint dict from its top-level keys and network parameter names.
-
-    Returns:
-        ``fomm``, ``monkeynet``, ``lia``, ``mraa``, ``tpsmm``, or None when the layout is unknown.
-    """
-    if isinstance(checkpoint.get("gen"), Mapping):
-        return "lia"
-    if "region_predictor" in checkpoint:
-        return "mraa"
-    if "inpainting_network" in checkpoint:
-        return "tpsmm"
-    generator, kp_detector = checkpoint.get("generator"), checkpoint.get("kp_detector")
-    if not isinstance(generator, Mapping) or not isinstance(kp_detector, Mapping):
-        return None
-    monkeynet_prefixes = ("appearance_encoder.", "video_decoder.", "refinement_module.", "dense_motion_module.")
-    if any(str(key).startswith(monkeynet_prefixes) for key in generator):
-        return "monkeynet"
-    if any(isinstance(value, torch.Tensor) and value.dim() == 5 for value in kp_detector.values()):
-        return "monkeynet"  # Conv3d kernels
-    return "fomm"
-
-
-def require_family(checkpoint: Mapping[str, Any], family: str, path: str | Path,
-                   family_option: str | None = None) -> None:
-    """Raise InputFileError naming the family found when ``checkpoint`` is not a ``family`` checkpoint.
-
-    Args:
-        family_option: the command's option that names the family (``--from`` of ``convert``), suggested with the
-            right value; None suggests only the matching config (commands that load a checkpoint have no such
-            option).
-    """
-    found = detect_family(checkpoint)
-    if found == family:
-        return
-    title = FAMILY_TITLES[family]
-    if found is None:
-        keys = ", ".join(repr(str(key)) for key in list(checkpoint)[:8]) or "none"
-        raise InputFileError(path, f"not a {title} checkpoint (unknown layout; top-level keys: {keys})")
-    if found in UNSUPPORTED:
-        raise InputFileError(path, f"looks like a {FAMILY_TITLES[found]} checkpoint, which motiontransfer does not "
-                                   f"support; expected a {title} checkpoint")
-    found_title = FAMILY_TITLES[found]
-    advice = (f"use {family_option} {found} (and a {found_title} config)" if family_option is not None
-              else f"load it with a {found_title} config")
-    raise InputFileError(path, f"looks like a {found_title} checkpoint, not {title}; {advice}")
-
-
-def read_official_checkpoint(path: str | Path, family: str, family_option: str | None = None) -> dict[str, Any]:
-    """:func:`load_torch_checkpoint`, then :func:`require_family` (``family``: ``fomm``, ``monkeynet``, ...)."""
-    checkpoint = load_torch_checkpoint(path)
-    require_family(checkpoint, family, path, family_option)
     return checkpoint
 
 

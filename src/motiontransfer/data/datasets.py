@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_procedural
 from motiontransfer.errors import InputFileError
 from motiontransfer.video.io import VIDEO_SUFFIXES, VideoInfo, count_frames, probe, read_frames
 
@@ -541,8 +542,6 @@ class ProceduralPairsDataset(Dataset):
 
     def __init__(self, spec: Any, num_repeats: int = 1, augmentation: AugmentationConfig | None = None,
                  seed: int = 0) -> None:
-        from motiontransfer.data.synthetic import ProceduralSource
-
         if int(num_repeats) != num_repeats or num_repeats < 1:
             raise ValueError(f"num_repeats must be a positive integer, got {num_repeats!r}")
         self.source = ProceduralSource(spec)
@@ -582,8 +581,6 @@ def open_training_data(data: str | Path, frame_size: int, *, id_sampling: bool =
     Returns:
         A dataset whose items are ``{"source", "driving", "name", "index"}`` (see :class:`FramesDataset`).
     """
-    from motiontransfer.data.synthetic import ProceduralSpec, is_procedural
-
     if is_procedural(str(data)):
         text = str(data)
         overrides: dict[str, Any] = {"split": "train"}

@@ -18,7 +18,7 @@ repeated) bracket the model's: a good predictor approaches the first and clearly
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,30 +28,9 @@ from motiontransfer.data.synthetic.source import is_procedural
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation.actions import ActionClassifier, sample_diversity, sequence_error
 from motiontransfer.evaluation.protocols import KeypointEvaluator
+from motiontransfer.models.base import VideoPredictor
 
 PREDICTION_METRICS = ("action_accuracy", "diversity", "error_best", "error_mean")
-
-
-@runtime_checkable
-class VideoPredictor(Protocol):
-    """An image-to-video model as the prediction protocol sees it."""
-
-    size: int
-
-    def predict_video(self, source: torch.Tensor, num_frames: int, action: str | None = None,
-                      seed: int = 0) -> torch.Tensor:
-        """(3, S, S) source frame in [0, 1] -> (T, 3, S, S) generated frames in [0, 1], the first being the
-        source's reconstruction; ``action`` is ignored by unconditional models; ``seed`` picks the sample."""
-        ...
-
-
-def check_predictor(model: Any) -> VideoPredictor:
-    """``model`` if it generates videos from an image, else a :class:`UserError` saying which models do."""
-    if not isinstance(model, VideoPredictor):
-        family = getattr(model, "family", type(model).__name__)
-        raise UserError(f"image-to-video generation needs an image-to-video model (Monkey-Net with its keypoint "
-                        f"predictor, KPVP); a {family} model animates from a driving video instead")
-    return model
 
 
 def _sequence(evaluator: KeypointEvaluator, frames: torch.Tensor, batch_size: int) -> np.ndarray:

@@ -23,14 +23,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motiontransfer.data.splits import split_test_videos
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.data.synthetic.source import is_procedural
 from motiontransfer.errors import UserError
 from motiontransfer.evaluation import metrics
+from motiontransfer.evaluation.procedural import load_evaluator
 from motiontransfer.inference import pipeline
-from motiontransfer.inference.video import split_test_videos
 from motiontransfer.models.base import AnimationModel
 from motiontransfer.ops.coordinates import normalized_to_pixels
+from motiontransfer.pretrained import bundled_evaluator_path
 
 ProtocolName = Literal["reconstruction", "cross"]
 IMAGE_METRICS = ("l1", "psnr", "ssim")
@@ -248,9 +250,6 @@ class EmbedderIdentity:
 
 def procedural_evaluators(family: str) -> tuple[RegressorKeypoints | None, EmbedderIdentity | None]:
     """The bundled evaluators of a procedural family (None for families without them, e.g. ``shapes``)."""
-    from motiontransfer.evaluation.procedural import load_evaluator
-    from motiontransfer.pretrained import bundled_evaluator_path
-
     if family not in ("faces", "puppets"):
         return None, None
     return (RegressorKeypoints(load_evaluator(bundled_evaluator_path("keypoints", family))),

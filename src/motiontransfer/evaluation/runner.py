@@ -21,6 +21,9 @@ import torch
 from motiontransfer.data.synthetic import ProceduralSpec
 from motiontransfer.data.synthetic.source import is_procedural
 from motiontransfer.errors import UserError
+from motiontransfer.evaluation.actions import load_action_classifier
+from motiontransfer.evaluation.bodies import MediapipePoseEvaluator
+from motiontransfer.evaluation.faces import DlibFaceEvaluator
 from motiontransfer.evaluation.learned import (
     LPIPS,
     FeatureStatistics,
@@ -30,6 +33,7 @@ from motiontransfer.evaluation.learned import (
     fvd,
     learned_metric_status,
 )
+from motiontransfer.evaluation.prediction import prediction_records
 from motiontransfer.evaluation.protocols import (
     EVALUATOR_METRICS,
     SET_METRICS,
@@ -43,7 +47,8 @@ from motiontransfer.evaluation.protocols import (
     summarize,
 )
 from motiontransfer.fileio import atomic_write_text
-from motiontransfer.models.base import AnimationModel
+from motiontransfer.models.base import AnimationModel, check_predictor
+from motiontransfer.pretrained import bundled_evaluator_path
 from motiontransfer.video.io import write_image
 from motiontransfer.visualize import image_grid, line_chart
 
@@ -206,14 +211,12 @@ def default_evaluators(data: str | Path, names: Sequence[str], kind: str = "auto
         reason = "no procedural evaluator for this family"
     elif kind in ("auto", "face"):
         try:
-            from motiontransfer.evaluation.faces import DlibFaceEvaluator
             face = DlibFaceEvaluator()
             keypoints, identity = face, face  # type: ignore[assignment]
             reason = ""
         except (ImportError, UserError) as exc:
             reason = f"the dlib face evaluator is not available ({exc}); pip install -e \".[eval]\""
     else:
-        from motiontransfer.evaluation.bodies import MediapipePoseEvaluator
         try:
             keypoints = MediapipePoseEvaluator()
             reason = ""
@@ -301,10 +304,6 @@ def evaluate_prediction(model: AnimationModel, data: str, out_dir: str | Path | 
     Raises:
         UserError: a model that does not generate videos, or data that is not procedural faces / puppets.
     """
-    from motiontransfer.evaluation.actions import load_action_classifier
-    from motiontransfer.evaluation.prediction import check_predictor, prediction_records
-    from motiontransfer.pretrained import bundled_evaluator_path
-
     predictor = check_predictor(model)
     if not is_procedural(str(data)):
         raise UserError(f"the prediction protocol needs procedural data with actions (procedural:puppets, ...), "

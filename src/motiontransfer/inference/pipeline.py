@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import CapabilityError, Term, UserError
 from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
 from motiontransfer.ops.keypoints import normalize_pose, pose_distance
 from motiontransfer.video.io import fit_frame
@@ -244,8 +244,8 @@ def _search_best_frame(model: AnimationModel, state: SourceState, frames: Iterat
     if landmarks is None:
         points = model.motion_keypoints(state.motion)[0]
         if len(points) < 3:
-            raise UserError(f"best frame: a {model.family} model has no keypoints to compare poses with; use "
-                            "landmarks (--landmarks dlib for faces)")
+            raise CapabilityError(f"best frame: a {model.family} model has no keypoints to compare poses with; use a "
+                                  "landmark detector (", Term("landmarks"), " dlib for faces)")
         reference = normalize_pose(points)
     else:
         points = landmarks(state.image[0].cpu())

@@ -6,7 +6,7 @@ them. A motion smoother is a separate step of the pipeline
 ``(frames (B, 3, H, W), motion of batch B)`` pairs as the driving video is read and returns the same frames with
 filtered motion, batch by batch. It works for every family: a motion is a dataclass of batch-first tensors
 (FOMM keypoints and Jacobians, Monkey-Net means and covariances, LIA magnitudes, ...), each filtered elementwise
-over time (:mod:`motiontransfer.preprocess.temporal`).
+over time (:mod:`motiontransfer.ops.temporal`).
 
 * :class:`CentredMotionSmoother` (the default of ``--smooth``): a centred Gaussian over time. It does not delay the
   motion; it holds ``r = ceil(3 sigma)`` frames back to see ahead. The first and last frames keep their own motion
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from motiontransfer.errors import UserError
-from motiontransfer.preprocess.temporal import CentredStream, OneEuroFilter
+from motiontransfer.ops.temporal import CentredStream, OneEuroFilter
 
 MotionStream = Iterator[tuple[torch.Tensor, Any]]
 """``(frames (B, 3, H, W), Motion of batch B)`` pairs in video order."""
@@ -110,7 +110,7 @@ class OneEuroMotionSmoother:
 
     Args:
         rate: the driving video's frames per second.
-        min_cutoff, beta, d_cutoff: see :class:`~motiontransfer.preprocess.temporal.OneEuroFilter`; ``beta`` is in
+        min_cutoff, beta, d_cutoff: see :class:`~motiontransfer.ops.temporal.OneEuroFilter`; ``beta`` is in
             1 / motion unit (keypoints span [-1, 1] across the frame).
     """
 

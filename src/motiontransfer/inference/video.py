@@ -12,20 +12,19 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from motiontransfer.data.datasets import FramesDataset
-from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec, is_procedural
-from motiontransfer.errors import UserError
+from motiontransfer.data.splits import split_test_videos
+from motiontransfer.errors import ArgumentError, Term
+from motiontransfer.fileio import atomic_output
 from motiontransfer.inference import pipeline
-from motiontransfer.models.base import AnimationModel, TransferMode, predict_from_motion
+from motiontransfer.models.base import AnimationModel, TransferMode, check_predictor, predict_from_motion
 from motiontransfer.ops.coordinates import normalized_to_pixels
-from motiontransfer.video.io import VideoReader, VideoWriter, iter_frames, probe, read_image
+from motiontransfer.video.io import DEFAULT_FPS, VideoReader, VideoWriter, read_image, write_image
 from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid
 
-DEFAULT_FPS = 25.0
 Progress = Callable[[Iterable[dict[str, Any]], "int | None"], Iterable[dict[str, Any]]]
 """Wraps the item stream, e.g. with a progress bar: (items, total frame count or None) -> items."""
 
@@ -80,17 +79,6 @@ class ReconstructionResult:
     path: Path | None
 
 
-@dataclass(frozen=True)
-class SplitVideo:
-    """A video of a split: its name, frame rate, a factory of fresh (3, H, W) frame streams and its action class
-    (procedural videos; None for video files, which carry no labels)."""
-
-    name: str
-    fps: float
-    frames: Callable[[], Iterator[torch.Tensor]]
-    action: str | None = None
-
-
 def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | Path | None = None, *,
                         num_videos: int | None = None, batch_size: int = 8) -> Iterator[ReconstructionResult]:
     """The video-reconstruction proxy task over a dataset's test split (FOMM Sec. 4; official
@@ -118,39 +106,6 @@ def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | 
                 if writer is not None:
                     writer.write(item["prediction"])
         yield ReconstructionResult(video.name, total / count, count, writer.path if writer is not None else None)
-
-
-def split_test_videos(data: str | Path, size: int, num_videos: int | None = None) -> list[SplitVideo]:
-    """The test split of ``data`` (a FOMM-layout folder or a ``procedural:`` spec) at frame size ``size``:
-    name, frame rate and a frame-stream factory per video (the first ``num_videos`` when given)."""
-    return split_videos(data, size, "test", num_videos)
-
-
-def split_videos(data: str | Path, size: int, split: Literal["train", "test"],
-                 num_videos: int | None = None) -> list[SplitVideo]:
-    """Like :func:`split_test_videos` for either split (``train``: the videos a model was trained on)."""
-    if is_procedural(str(data)):
-        spec = ProceduralSpec.split_at(str(data), split, size)
-        source = ProceduralSource(spec)
-        count = len(source) if num_videos is None else min(num_videos, len(source))
-        return [_procedural_video(source, index) for index in range(count)]
-    dataset = FramesDataset(data, split=split, frame_size=size)
-    count = dataset.num_videos if num_videos is None else min(num_videos, dataset.num_videos)
-    return [_file_video(dataset.video_path(index), size) for index in range(count)]
-
-
-def _procedural_video(source: ProceduralSource, index: int) -> SplitVideo:
-    video = source.video(index)
-
-    def frames() -> Iterator[torch.Tensor]:
-        return (frame.tensor() for frame in source.frames(index))
-
-    return SplitVideo(video.name, video.fps, frames, video.action)
-
-
-def _file_video(path: Path, size: int) -> SplitVideo:
-    return SplitVideo(path.stem if path.is_file() else path.name, probe(path).fps or DEFAULT_FPS,
-                      lambda: iter_frames(path, size=size))
 
 
 def predict_video_file(model: AnimationModel, source: str | Path, out: str | Path, *, num_frames: int = 32,
@@ -199,11 +154,8 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
     Raises:
         UserError: a model without image-to-video generation, or bad counts.
     """
-    from motiontransfer.fileio import atomic_output
-    from motiontransfer.video.io import write_image
-
     if samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
+        raise ArgumentError(Term("samples"), f" must be at least 1, got {samples}")
     _check_samples_folder(Path(out_dir))
     image = _predictor_source(model, source, num_frames)
     columns = torch.linspace(0, num_frames - 1, min(sheet_columns, num_frames)).round().long().tolist()
@@ -224,13 +176,14 @@ def predict_samples(model: AnimationModel, source: str | Path, out_dir: str | Pa
 def _check_samples_folder(folder: Path) -> None:
     """Refuse an output folder that would replace anything but an earlier :func:`predict_samples` output."""
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder} is a file; give a folder for the samples")
+        raise ArgumentError(Term("out_dir"), f" {folder} is a file; give a folder for the samples")
     if folder.is_dir():
         foreign = [p.name for p in folder.iterdir()
                    if not (p.name == "contact-sheet.png" or re.fullmatch(r"sample-\d+\.mp4", p.name))]
         if foreign:
-            raise UserError(f"--out {folder} already holds other files ({', '.join(sorted(foreign)[:3])}); the "
-                            "samples folder is replaced as a whole, so choose a new or an earlier samples folder")
+            listed = ", ".join(sorted(foreign)[:3])
+            raise ArgumentError(Term("out_dir"), f" {folder} already holds other files ({listed}); the samples folder "
+                                "is replaced as a whole, so choose a new or an earlier samples folder")
 
 
 def _predictor_source(model: AnimationModel, source: str | Path, num_frames: int) -> torch.Tensor:
@@ -239,11 +192,9 @@ def _predictor_source(model: AnimationModel, source: str | Path, num_frames: int
     Raises:
         UserError: a model that animates from a driving video only, a bad ``num_frames`` or an unreadable image.
     """
-    from motiontransfer.evaluation.prediction import check_predictor  # evaluation imports this module
-
     check_predictor(model)
     if num_frames < 1:
-        raise UserError(f"--frames must be at least 1, got {num_frames}")
+        raise ArgumentError(Term("num_frames"), f" must be at least 1, got {num_frames}")
     return read_image(source, size=model.size)
 
 
@@ -251,8 +202,8 @@ def _generate(model: AnimationModel, image: torch.Tensor, num_frames: int, actio
               ) -> tuple[torch.Tensor, list[Any] | None]:
     """(generated frames (T, 3, S, S), pixel keypoints per frame or None). Models that predict motion
     (``predict_motion``) give their keypoints from the same prediction; others only frames."""
-    if getattr(model, "predict_motion", None) is None:
-        return model.predict_video(image, num_frames, action, seed=seed), None  # type: ignore[attr-defined]
+    if not isinstance(model, AnimationModel):
+        return model.predict_video(image, num_frames, action, seed=seed), None
     frames, motion = predict_from_motion(model, image, num_frames, action, seed)
     keypoints = model.motion_keypoints(motion).cpu()
     return frames, [normalized_to_pixels(points, model.size, model.size) for points in keypoints]

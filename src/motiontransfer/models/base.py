@@ -7,42 +7,37 @@ A family wraps its networks in an :class:`AnimationModel` that exposes five prim
   Monkey-Net: keypoints + covariances; LIA: latent motion magnitudes).
 * ``transfer(source_motion, driving_motion, driving_initial, mode, adapt_scale) -> Motion``: the motion to impose
   on the source, either the driving motion itself (``absolute``) or the driving change since ``driving_initial``
-  applied to the source's (``relative``).
+  applied to the source's (``relative``). The method is the same for every family (:meth:`AnimationModel.transfer`);
+  a family writes only :meth:`AnimationModel.relative_motion`.
 * ``encode_source(source) -> SourceState``: everything that depends on the source image only, computed once per
   source (its motion and encoder features).
 * ``render(source_state, target_motion) -> dict``: ``prediction`` (B, 3, H, W) plus per-frame extras for
   visualisation (occlusion map, masks, deformed source, ...), each with batch dimension B first.
 * ``motion_keypoints(motion) -> (B, K, 2)``: points in [-1, 1] to draw and to compare poses with.
 
-Families are found by name through :data:`MODEL_FAMILIES` (a constant table of import paths, loaded on first use),
-so :func:`model_from_file` dispatches on a model file's ``family``.
+What a model cannot do (adapt the movement scale without keypoints, generate a video without a motion predictor,
+walk latent directions it does not have) raises :class:`~motiontransfer.errors.CapabilityError`, saying so.
+
+Families are registered by name in :mod:`motiontransfer.registry`; a model file's ``family`` picks the class.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
 
 from motiontransfer.checkpoint import ModelFile, StateDict, state_dicts
-from motiontransfer.config import to_dict
-from motiontransfer.errors import UserError
+from motiontransfer.config import from_dict, to_dict
+from motiontransfer.errors import CapabilityError, ConfigError, Term, UserError
+from motiontransfer.ops.keypoints import convex_hull_scale
 
 TransferMode = Literal["relative", "absolute"]
 TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")
-
-MODEL_FAMILIES: Mapping[str, str] = MappingProxyType({
-    "fomm": "motiontransfer.models.fomm_animator:FOMMAnimator",
-    "monkeynet": "motiontransfer.models.monkeynet_animator:MonkeyNetAnimator",
-    "lia": "motiontransfer.models.lia_animator:LIAAnimator",
-    "kpvp": "motiontransfer.models.kpvp_animator:KPVPAnimator",
-})
 
 M = TypeVar("M", bound="Motion")
 
@@ -79,13 +74,21 @@ class AnimationModel(nn.Module, ABC):
     """A family's networks behind the common primitives (see the module docstring).
 
     Attributes:
-        family: the family name (a key of :data:`MODEL_FAMILIES`).
+        family: the family name stored in model files (the key of the family's registry entry).
+        experiment_type: the experiment dataclass the constructor takes (``cls(experiment)``).
         size: side of the square frames the model expects (inputs are resized to it by the callers).
     """
 
     family: ClassVar[str]
+    experiment_type: ClassVar[type]
     inference_networks: ClassVar[tuple[str, ...]] = ("kp_detector", "generator")
     """Attribute names of the networks a model file stores (and :meth:`from_model_file` loads)."""
+    optional_networks: ClassVar[tuple[str, ...]] = ()
+    """Attribute names of networks trained separately (a motion predictor): stored when set (not None), loaded when
+    the model file has them (built by :meth:`build_optional_network`)."""
+    has_keypoints: ClassVar[bool] = True
+    """Whether :meth:`motion_keypoints` gives points (False: (B, 0, 2)); without them there is no movement scale to
+    adapt and no pose to match."""
     size: int
     experiment: Any
 
@@ -94,16 +97,51 @@ class AnimationModel(nn.Module, ABC):
         """Device of the model's parameters (inputs are moved there by the callers)."""
         return next(self.parameters()).device
 
+    # ------------------------------------------------------------------------------------------- the primitives
+
     @abstractmethod
     def extract_motion(self, frames: torch.Tensor) -> Any:
         """Motion of each frame: frames (B, 3, H, W) in [0, 1] -> Motion of batch B."""
 
-    @abstractmethod
     def transfer(self, source_motion: Any, driving_motion: Any, driving_initial: Any | None,
                  mode: TransferMode = "relative", adapt_scale: bool = False) -> Any:
-        """The motion to render: ``absolute`` returns ``driving_motion``; ``relative`` applies the change from
-        ``driving_initial`` (batch 1) to ``driving_motion`` (batch B) to ``source_motion`` (batch 1), optionally
-        scaled to the source's size (``adapt_scale``). Returns a Motion of batch B."""
+        """The motion to render, the same steps for every family: ``absolute`` returns ``driving_motion``;
+        ``relative`` applies the change from ``driving_initial`` (batch 1) to ``driving_motion`` (batch B) to
+        ``source_motion`` (batch 1) with :meth:`relative_motion`, movements scaled by the ratio of the keypoints'
+        convex-hull sizes (:func:`~motiontransfer.ops.keypoints.convex_hull_scale`) when ``adapt_scale`` or the
+        config's default (:attr:`default_adapt_scale`) asks for it: the argument can switch scaling on, not off.
+
+        Returns:
+            A Motion of batch B.
+
+        Raises:
+            UserError: an unknown mode. CapabilityError: scale adaptation asked of a model without keypoints.
+            ValueError: relative transfer without ``driving_initial``.
+        """
+        mode = check_mode(mode)
+        adapt = bool(adapt_scale) or self.default_adapt_scale
+        if adapt and not self.has_keypoints:
+            raise CapabilityError(f"a {self.family} model cannot adapt the movement scale (", Term("adapt_scale"),
+                                  "): it has no keypoints to measure the sizes with")
+        if mode == "absolute":
+            return driving_motion
+        if driving_initial is None:
+            raise ValueError("relative transfer needs the motion of the initial driving frame")
+        scale = 1.0
+        if adapt:
+            scale = convex_hull_scale(self.motion_keypoints(source_motion), self.motion_keypoints(driving_initial))
+        return self.relative_motion(source_motion, driving_motion, driving_initial, scale)
+
+    @abstractmethod
+    def relative_motion(self, source_motion: Any, driving_motion: Any, driving_initial: Any, scale: float) -> Any:
+        """The family's relative transfer: the change from ``driving_initial`` (batch 1) to ``driving_motion``
+        (batch B), its movements multiplied by ``scale``, applied to ``source_motion`` (batch 1). Returns a Motion
+        of batch B."""
+
+    @property
+    def default_adapt_scale(self) -> bool:
+        """The config's default for adapting the movement scale (False unless the family's config has one)."""
+        return False
 
     @abstractmethod
     def encode_source(self, source: torch.Tensor) -> SourceState:
@@ -118,27 +156,91 @@ class AnimationModel(nn.Module, ABC):
     def motion_keypoints(self, motion: Any) -> torch.Tensor:
         """Points of a Motion of batch B as (B, K, 2) in [-1, 1] (x first), for drawing and best-frame search."""
 
+    # ---------------------------------------------------------------------------------- optional capabilities
+
+    def prediction_problem(self) -> tuple[str, ...] | None:
+        """Why this model cannot generate videos from an image, as the parts of a
+        :class:`~motiontransfer.errors.CapabilityError` message, or None when it can (a family with a motion
+        predictor overrides this and :meth:`predict_motion`)."""
+        return (f"a {self.family} model animates from a driving video; it cannot generate videos from an image "
+                "(image-to-video needs a model with a motion predictor)",)
+
+    def require_prediction(self) -> None:
+        """Raise CapabilityError with :meth:`prediction_problem` unless the model generates videos from an image."""
+        problem = self.prediction_problem()
+        if problem is not None:
+            raise CapabilityError(*problem)
+
+    def predict_motion(self, source_state: SourceState, num_frames: int, action: str | None = None,
+                       seed: int = 0) -> Any:
+        """The motion of ``num_frames`` frames predicted from the source's (the first frame is the source's);
+        ``action`` conditions class-conditional predictors, ``seed`` picks the sample of stochastic ones.
+
+        Raises:
+            CapabilityError: the model has no motion predictor.
+        """
+        self.require_prediction()
+        raise NotImplementedError(f"{type(self).__name__} says it predicts but has no predict_motion")
+
+    def predict_video(self, source: torch.Tensor, num_frames: int, action: str | None = None, seed: int = 0,
+                      batch_size: int = 8) -> torch.Tensor:
+        """Generate a video from one image: source (3, S, S) in [0, 1] at the model's size -> (T, 3, S, S) frames in
+        [0, 1] on the CPU, the first rendering the source's own motion (see :func:`predict_from_motion`).
+
+        Raises:
+            CapabilityError: the model has no motion predictor.
+        """
+        self.require_prediction()
+        return predict_from_motion(self, source, num_frames, action, seed, batch_size)[0]
+
+    def walk_directions(self, source: torch.Tensor, offsets: torch.Tensor,
+                        directions: list[int] | None = None) -> torch.Tensor:
+        """The source animated along one latent motion direction at a time (models with a motion dictionary):
+        source (1, 3, S, S), offsets (V,) -> (len(directions), V, 3, S, S).
+
+        Raises:
+            CapabilityError: the model has no latent motion directions.
+        """
+        raise CapabilityError(f"a {self.family} model has no latent motion directions to walk")
+
+    def build_optional_network(self, name: str) -> nn.Module:
+        """A fresh network ``name`` of :attr:`optional_networks`, built from the experiment."""
+        raise NotImplementedError(f"{type(self).__name__} lists no optional network {name!r}")
+
+    # ------------------------------------------------------------------------------------------ model files
+
     @classmethod
     def from_model_file(cls, model_file: ModelFile, device: str | torch.device | None = None) -> AnimationModel:
         """Build the model from a :class:`~motiontransfer.checkpoint.ModelFile` holding the networks named in
-        :attr:`inference_networks` (others, such as a discriminator, are ignored) and ``metadata["config"]``, in
-        eval mode on ``device`` (default CPU). The default implementation calls ``cls(experiment)``.
+        :attr:`inference_networks` (others, such as a discriminator, are ignored; :attr:`optional_networks` are
+        loaded when present) and ``metadata["config"]``, in eval mode on ``device`` (default CPU).
 
         Raises:
             UserError: no or an invalid config in the metadata, or weights that do not match it.
         """
-        from motiontransfer.experiment import experiment_from_dict  # the experiment module imports the models
-
-        if "config" not in model_file.metadata:
+        config = model_file.metadata.get("config")
+        if not isinstance(config, dict):
             raise UserError("the model file has no config in its metadata")
-        model = cls(experiment_from_dict(model_file.metadata["config"]))  # type: ignore[call-arg]
+        try:
+            experiment = from_dict(cls.experiment_type, config)
+        except ConfigError as exc:
+            raise ConfigError(f"the model file's config: {exc}") from None
+        model = cls(experiment)  # type: ignore[call-arg]
         modules = {name: getattr(model, name) for name in cls.inference_networks}
         load_state_dicts(modules, model_file.networks, "the weights do not match the model file's config")
+        for name in cls.optional_networks:
+            if name in model_file.networks:
+                network = model.build_optional_network(name)
+                load_state_dicts({name: network}, model_file.networks,
+                                 f"the {name} does not match the model file's config")
+                setattr(model, name, network)
         return model.to(device if device is not None else "cpu").eval()
 
     def to_model_file(self) -> ModelFile:
-        """The :attr:`inference_networks`' weights with ``metadata["config"]`` = the experiment as plain data."""
-        networks = state_dicts({name: getattr(self, name) for name in self.inference_networks})
+        """The :attr:`inference_networks`' weights (and the :attr:`optional_networks` that are set) with
+        ``metadata["config"]`` = the experiment as plain data."""
+        names = [*self.inference_networks, *(n for n in self.optional_networks if getattr(self, n) is not None)]
+        networks = state_dicts({name: getattr(self, name) for name in names})
         return ModelFile(self.family, networks, {"config": to_dict(self.experiment)})
 
 
@@ -149,27 +251,36 @@ def check_mode(mode: str) -> TransferMode:
     return mode  # type: ignore[return-value]
 
 
-def model_class(family: str) -> type[AnimationModel]:
-    """The :class:`AnimationModel` subclass of ``family``; UserError for an unknown family."""
-    if family not in MODEL_FAMILIES:
-        raise UserError(f"unknown model family {family!r}; known: {', '.join(MODEL_FAMILIES)}")
-    module_name, class_name = MODEL_FAMILIES[family].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+@runtime_checkable
+class VideoPredictor(Protocol):
+    """An image-to-video model as the prediction protocol sees it (every :class:`AnimationModel` that passes
+    :func:`check_predictor`, or a stand-in)."""
+
+    size: int
+
+    def predict_video(self, source: torch.Tensor, num_frames: int, action: str | None = None,
+                      seed: int = 0) -> torch.Tensor:
+        """(3, S, S) source frame in [0, 1] -> (T, 3, S, S) generated frames in [0, 1], the first being the
+        source's reconstruction; ``action`` is ignored by unconditional models; ``seed`` picks the sample."""
+        ...
 
 
-def model_from_file(model_file: ModelFile, device: str | torch.device | None = None) -> AnimationModel:
-    """Instantiate the model stored in ``model_file`` with the class of its family."""
-    return model_class(model_file.family).from_model_file(model_file, device=device)
+def check_predictor(model: Any) -> VideoPredictor:
+    """``model`` if it generates videos from an image, else a CapabilityError saying why not."""
+    if isinstance(model, AnimationModel):
+        model.require_prediction()
+    elif not isinstance(model, VideoPredictor):
+        raise CapabilityError(f"a {type(model).__name__} cannot generate videos from an image (image-to-video)")
+    return model
 
 
-def predict_from_motion(model: Any, source: torch.Tensor, num_frames: int, action: str | None = None,
+def predict_from_motion(model: AnimationModel, source: torch.Tensor, num_frames: int, action: str | None = None,
                         seed: int = 0, batch_size: int = 8) -> tuple[torch.Tensor, Any]:
-    """Image-to-video through predicted motion, for models with ``predict_motion(state, num_frames, action=,
-    seed=)`` (Monkey-Net's keypoint predictor, KPVP's motion generator): the source is encoded once, the motion of
-    ``num_frames`` frames predicted and rendered in batches of ``batch_size``.
+    """Image-to-video through predicted motion (:meth:`AnimationModel.predict_motion`): the source is encoded once,
+    the motion of ``num_frames`` frames predicted and rendered in batches of ``batch_size``.
 
     Args:
-        model: an :class:`AnimationModel` with ``predict_motion``.
+        model: a model that predicts motion.
         source: (3, S, S) frame in [0, 1] at the model's size.
 
     Returns:

@@ -21,15 +21,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, Term, UserError
 from motiontransfer.inference import pipeline
+from motiontransfer.inference.landmarks import get_landmarker
 from motiontransfer.inference.smoothing import MotionSmoother, as_motion_smoother
+from motiontransfer.inference.video import visualization_path
 from motiontransfer.models.base import AnimationModel, TransferMode
 from motiontransfer.preprocess.boxes import PixelBox, crop_square, paste_back
 from motiontransfer.preprocess.crop import DEFAULT_FPS, Progress, TrackedVideo, track_frames
 from motiontransfer.preprocess.detect import Detector, check_kind, make_detector, subject_square
 from motiontransfer.preprocess.track import DEFAULT_BOX_SIGMA, track_boxes
+from motiontransfer.video.frames import as_frames, as_image, to_hwc
 from motiontransfer.video.io import VideoReader, VideoWriter, read_image, to_uint8_hwc
+from motiontransfer.visualize import animation_grid
 
 CROP_CHOICES: tuple[str, ...] = ("none", "face", "body")
 DEFAULT_FEATHER = 0.1
@@ -63,8 +67,8 @@ def source_box(image: torch.Tensor, kind: str, margin: float | None = None, dete
     found = (detector or make_detector(kind))(to_uint8_hwc(image))
     if not found:
         where = f"{name}: " if name else ""
-        raise UserError(f"{where}no {kind} found in the source image; use a photo with a clear, frontal {kind} or "
-                        "--crop none")
+        raise ArgumentError(f"{where}no {kind} found in the source image; use a photo with a clear, frontal {kind} "
+                            "or ", Term("crop"), " none")
     largest = max(found, key=lambda detection: detection.area)
     return PixelBox.from_square(subject_square(largest, kind, margin))
 
@@ -170,9 +174,6 @@ def animate_cropped(animator: Any, source: Any, driving: Any, *, crop: str = "fa
     Yields:
         (H, W, 3) float32 numpy frames in [0, 1], the photo's size, one per driving frame.
     """
-    from motiontransfer.api import as_frames, as_image, to_hwc  # the api module calls this one
-    from motiontransfer.inference.landmarks import get_landmarker
-
     model = getattr(animator, "model", animator)
     items = animate_cropped_items(
         model, as_image(source), as_frames(driving), kind=crop, margin=margin, feather=feather, mode=mode,
@@ -201,9 +202,6 @@ def animate_video_cropped(model: AnimationModel, source: str | Path, driving: st
     Returns:
         The paths written.
     """
-    from motiontransfer.inference.video import visualization_path
-    from motiontransfer.visualize import animation_grid
-
     photo = read_image(source)
     with VideoReader(driving) as reader:
         fps = reader.info.fps or DEFAULT_FPS

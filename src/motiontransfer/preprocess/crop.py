@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, Term, UserError
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.preprocess.boxes import PixelBox, crop_square
 from motiontransfer.preprocess.detect import DEFAULT_MARGINS, Detector, check_kind, make_detector
@@ -31,11 +31,10 @@ from motiontransfer.preprocess.track import (
     Tracker,
     track_boxes,
 )
-from motiontransfer.video.io import VideoReader, VideoWriter, to_uint8_hwc
+from motiontransfer.video.io import DEFAULT_FPS, VideoReader, VideoWriter, to_uint8_hwc
 
 DEFAULT_CLIP_SIZE = 256
 DEFAULT_MIN_FRAMES = 30
-DEFAULT_FPS = 25.0
 SPLITS = ("train", "test")
 Progress = Callable[[Iterable[Any], "int | None"], Iterable[Any]]
 """Wraps a frame stream, e.g. with a progress bar: (frames, total frame count or None) -> frames."""
@@ -129,13 +128,13 @@ def track_video(video: str | Path, detector: Detector, *, iou_threshold: float =
 
 def _check_crop_options(size: int, margin: float | None, min_frames: int, split: str | None) -> None:
     if size < 16:
-        raise UserError(f"--size must be at least 16, got {size}")
+        raise ArgumentError(Term("size"), f" must be at least 16, got {size}")
     if margin is not None and not margin >= 0:
-        raise UserError(f"--margin must be >= 0, got {margin}")
+        raise ArgumentError(Term("margin"), f" must be >= 0, got {margin}")
     if min_frames < 1:
-        raise UserError(f"--min-frames must be at least 1, got {min_frames}")
+        raise ArgumentError(Term("min_frames"), f" must be at least 1, got {min_frames}")
     if split is not None and split not in SPLITS:
-        raise UserError(f"--split must be train or test, got {split!r}")
+        raise ArgumentError(Term("split"), f" must be train or test, got {split!r}")
 
 
 def _kept_tracks(tracked: TrackedVideo, kind: str, min_frames: int) -> tuple[list[Track], list[tuple[int, int]]]:
@@ -149,8 +148,8 @@ def _kept_tracks(tracked: TrackedVideo, kind: str, min_frames: int) -> tuple[lis
     kept = [track for track in tracked.tracks if len(track) >= min_frames]
     if not kept:
         longest = len(tracked.longest() or [])
-        raise UserError(f"{tracked.name}: the longest {kind} track has {longest} frames, fewer than --min-frames "
-                        f"{min_frames}; nothing was written")
+        raise ArgumentError(f"{tracked.name}: the longest {kind} track has {longest} frames, fewer than ",
+                            Term("min_frames"), f" {min_frames}; nothing was written")
     return kept, [(track.start, len(track)) for track in tracked.tracks if len(track) < min_frames]
 
 

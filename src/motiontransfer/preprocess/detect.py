@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, Term, UserError
+from motiontransfer.evaluation.bodies import MediapipePoseEvaluator
 from motiontransfer.inference.landmarks import SHAPE_PREDICTOR_68, default_upsample, import_dlib
 from motiontransfer.preprocess.boxes import square_around
 from motiontransfer.pretrained import dlib_model_file
@@ -153,7 +154,8 @@ def import_mediapipe() -> Any:
     try:
         return importlib.import_module("mediapipe")
     except ImportError:
-        raise UserError(f"body detection (--kind body, --crop body) needs mediapipe; {_BODY_HINT}") from None
+        raise ArgumentError("body detection (", Term("kind"), " body, ", Term("crop"), f" body) needs mediapipe; "
+                            f"{_BODY_HINT}") from None
 
 
 class BodyDetector:
@@ -168,8 +170,6 @@ class BodyDetector:
 
     def __init__(self, max_side: int = MAX_DETECTION_SIDE, visibility_threshold: float = 0.5) -> None:
         import_mediapipe()
-        from motiontransfer.evaluation.bodies import MediapipePoseEvaluator
-
         self.max_side = max_side
         self.pose = MediapipePoseEvaluator(visibility_threshold=visibility_threshold)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from motiontransfer.errors import UserError
+from motiontransfer.ops.temporal import gaussian_smooth
 from motiontransfer.preprocess.boxes import PixelBox, iou
 from motiontransfer.preprocess.detect import Detection, SubjectKind, subject_square
-from motiontransfer.preprocess.temporal import gaussian_smooth
 
 DEFAULT_IOU_THRESHOLD = 0.3
 DEFAULT_MAX_GAP = 5

@@ -198,6 +198,21 @@ def load_training_state(path: str | Path, device: str | torch.device = "cpu") ->
     return state
 
 
+def require_latest(run_dir: str | Path) -> CheckpointRecord:
+    """:func:`read_latest` of a run that must have a checkpoint.
+
+    Raises:
+        InputFileError: the folder does not exist, or a damaged pointer. UserError: no checkpoint in it.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputFileError(run_dir, "run folder does not exist (no checkpoint to resume from)")
+    record = read_latest(run_dir)
+    if record is None:
+        raise UserError(f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_DIR}/{LATEST_NAME} is missing)")
+    return record
+
+
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[CheckpointRecord, ModelFile, dict[str, Any]]:
     """The latest checkpoint of a run: its record, model file and training state.
@@ -206,10 +221,5 @@ def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
         UserError: the folder holds no checkpoint (no ``checkpoints/latest.json``).
         InputFileError: a damaged checkpoint.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputFileError(run_dir, "run folder does not exist")
-    record = read_latest(run_dir)
-    if record is None:
-        raise UserError(f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_DIR}/{LATEST_NAME} is missing)")
+    record = require_latest(run_dir)
     return record, load_model_file(record.model, device="cpu"), load_training_state(record.training_state, device)

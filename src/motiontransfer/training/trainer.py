@@ -1,11 +1,11 @@
 """The training loop shared by the model families.
 
 :func:`train` owns everything that is not specific to a model: the data loader (a shuffled, seeded
-:class:`~motiontransfer.training.distributed.ResumableDistributedSampler` share per process), the step loop over
+:class:`~motiontransfer.engine.distributed.ResumableDistributedSampler` share per process), the step loop over
 epochs, the progress bar, TensorBoard scalars, sample sheets, checkpoints and resuming, and the distributed set-up.
-A family contributes a *task* (:class:`TrainingTask`): its networks, optimisers, schedulers, one optimisation step
-and a sample picture. FOMM's is :class:`motiontransfer.training.fomm.FommTask`, Monkey-Net's
-:class:`motiontransfer.training.monkeynet.MonkeyNetTask`.
+A family contributes a *task* (:class:`~motiontransfer.engine.task.TrainingTask`): its networks, optimisers,
+schedulers, one optimisation step and a sample picture, found through the family registry (the ``task`` of the
+experiment's family, e.g. :class:`motiontransfer.families.fomm.task.FommTask`).
 
 Run folder layout::
 
@@ -23,70 +23,43 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
+from motiontransfer.checkpoint import state_dicts
 from motiontransfer.config import to_dict
-from motiontransfer.errors import UserError
+from motiontransfer.data.datasets import open_training_data
+from motiontransfer.engine.distributed import (
+    barrier,
+    init_distributed,
+    make_sampler,
+    shutdown_distributed,
+    sync_buffers,
+)
+from motiontransfer.engine.task import StepResult, TrainingTask
+from motiontransfer.errors import ArgumentError, InputFileError, Term, UserError
+from motiontransfer.experiment import experiment_from_dict, load_experiment
+from motiontransfer.fileio import atomic_write_text
+from motiontransfer.params import augmentation_config
+from motiontransfer.registry import family
+from motiontransfer.training.checkpoints import (
+    clean_checkpoint_dir,
+    load_checkpoint,
+    read_latest,
+    save_checkpoint,
+)
+from motiontransfer.video.io import write_image
 
-__all__ = ["StepResult", "TrainResult", "TrainingTask", "pair_for_step", "train", "train_to_steps"]
-
-_TASKS: Mapping[str, str] = {"fomm": "motiontransfer.training.fomm:FommTask",
-                             "monkeynet": "motiontransfer.training.monkeynet:MonkeyNetTask",
-                             "lia": "motiontransfer.training.lia:LIATask",
-                             "kpvp": "motiontransfer.training.kpvp:KPVPTask"}
-
-
-@dataclass
-class StepResult:
-    """The outcome of one optimisation step.
-
-    Attributes:
-        losses: loss values by name (Python floats, already weighted as optimised; may hold monitoring values).
-        outputs: detached tensors the task's :meth:`TrainingTask.sample_image` draws from.
-    """
-
-    losses: dict[str, float]
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-
-def pair_for_step(batch: Mapping[str, Any], modules: Iterable[nn.Module], device: torch.device
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The start of every family's training step: ``modules`` in training mode and the batch's ``source`` and
-    ``driving`` frames (B, C, H, W) on ``device``."""
-    for module in modules:
-        module.train()
-    return batch["source"].to(device, non_blocking=True), batch["driving"].to(device, non_blocking=True)
-
-
-class TrainingTask(Protocol):
-    """What a model family provides to :func:`train`."""
-
-    family: str
-    optimizers: dict[str, torch.optim.Optimizer]
-    schedulers: dict[str, Any]
-
-    def networks(self) -> dict[str, nn.Module]:
-        """Plain (unwrapped) networks by model-file name."""
-        ...
-
-    def train_step(self, batch: Mapping[str, Any], step: int) -> StepResult:
-        """One optimisation step (including the schedulers' step); ``step`` counts the steps done before it."""
-        ...
-
-    def sample_image(self, result: StepResult) -> np.ndarray:
-        """An (H, W, 3) uint8 picture of a step's outputs."""
-        ...
+__all__ = ["TrainResult", "build_task", "train", "train_to_steps"]
 
 
 @dataclass
@@ -115,12 +88,15 @@ class TrainResult:
 
 
 def build_task(experiment: Any, context: Any, steps_per_epoch: int) -> TrainingTask:
-    """The training task of ``experiment.family``."""
-    family = experiment.family
-    if family not in _TASKS:
-        raise UserError(f"training is not implemented for the {family!r} family (known: {', '.join(_TASKS)})")
-    module_name, class_name = _TASKS[family].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(experiment, context, steps_per_epoch)
+    """The training task of ``experiment.family`` (its registered ``task``).
+
+    Raises:
+        UserError: an unknown family, or one that cannot be trained here.
+    """
+    spec = family(experiment.family)
+    if spec.task is None:
+        raise UserError(f"the {spec.name} family cannot be trained here (it has no training task)")
+    return spec.task(experiment, context, steps_per_epoch)
 
 
 class _Meter:
@@ -161,15 +137,13 @@ class _Run:
 
 def _resolve_experiment(experiment: Any, resume_config: dict[str, Any] | None) -> Any:
     """The experiment to train: from the resumed checkpoint, or a config object / bundled name / YAML path."""
-    from motiontransfer.experiment import experiment_from_dict, load_experiment
-
     if resume_config is not None:
         if experiment is not None:
-            raise UserError("give either a config or --resume, not both: a resumed run uses the config saved in "
-                            "its checkpoint")
+            raise ArgumentError("give either a config or ", Term("resume"), ", not both: a resumed run uses the config "
+                                "saved in its checkpoint")
         return experiment_from_dict(resume_config)
     if experiment is None:
-        raise UserError("a config is needed to start a run (or --resume RUN to continue one)")
+        raise ArgumentError("a config is needed to start a run (or ", Term("resume"), " RUN to continue one)")
     if isinstance(experiment, str | Path):
         return load_experiment(experiment)
     return copy.deepcopy(experiment)
@@ -178,9 +152,6 @@ def _resolve_experiment(experiment: Any, resume_config: dict[str, Any] | None) -
 def _prepare_run(context: Any, experiment: Any, data: str | Path | None, out_dir: str | Path | None,
                  steps: int | None, resume: str | Path | None) -> _Run:
     """Resolve the experiment, run folder, data and resumed checkpoint; clean crash leftovers (rank 0)."""
-    from motiontransfer.training.checkpoints import clean_checkpoint_dir, load_checkpoint, read_latest
-    from motiontransfer.training.distributed import barrier
-
     resumed = None
     if resume is not None:
         resume = Path(resume)
@@ -193,11 +164,11 @@ def _prepare_run(context: Any, experiment: Any, data: str | Path | None, out_dir
         experiment.train_params.max_steps = steps
     run_dir = Path(out_dir) if out_dir is not None else resume
     if run_dir is None:
-        raise UserError("an output folder is needed (--out RUN)")
+        raise ArgumentError("an output folder is needed (", Term("out_dir"), " RUN)")
     if resume is None or run_dir != resume:
         if read_latest(run_dir) is not None:
-            raise UserError(f"{run_dir} already holds a training run; continue it with --resume {run_dir} or choose "
-                            "another --out folder")
+            raise ArgumentError(f"{run_dir} already holds a training run; continue it with ", Term("resume"),
+                                f" {run_dir} or choose another ", Term("out_dir"), " folder")
         if context.is_main:
             clean_checkpoint_dir(run_dir)
     if data is None:
@@ -207,11 +178,9 @@ def _prepare_run(context: Any, experiment: Any, data: str | Path | None, out_dir
 
 def _open_data(experiment: Any, data: str | None) -> Dataset:
     """The training dataset named by ``data`` (a folder or ``procedural:`` spec)."""
-    from motiontransfer.data.datasets import open_training_data
-    from motiontransfer.experiment import augmentation_config
-
     if not data:
-        raise UserError("no training data: give --data DIR|procedural:FAMILY or set dataset_params.root_dir")
+        raise ArgumentError("no training data: give ", Term("data"), " (a dataset folder or procedural:FAMILY) or set "
+                            "dataset_params.root_dir")
     dataset_params, params = experiment.dataset_params, experiment.train_params
     return open_training_data(data, experiment.frame_size, id_sampling=dataset_params.id_sampling,
                               num_repeats=params.num_repeats, augmentation=augmentation_config(dataset_params),
@@ -223,17 +192,13 @@ class _Reporter:
 
     def __init__(self, run_dir: Path, config: dict[str, Any], start: int, total: int, context: Any,
                  progress: bool) -> None:
-        from tqdm import tqdm
-
-        from motiontransfer.fileio import atomic_write_text
-
         self.run_dir, self.main = run_dir, context.is_main
         self.writer = None
         if self.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             if start < total:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # tensorboard is slow to import: only when used
 
                 self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=start or None)
         self.bar = tqdm(total=total, initial=start, desc="train", dynamic_ncols=True,
@@ -258,8 +223,6 @@ class _Reporter:
                     self.writer.add_scalar(f"lr/{name}", optimizer.param_groups[0]["lr"], step)
                 self.writer.add_scalar("time/seconds_per_step", seconds, step)
         if self.main and step % params.sample_every == 0:
-            from motiontransfer.video.io import write_image
-
             image = task.sample_image(result)
             write_image(self.run_dir / "samples" / f"step-{step:08d}.png", image)
             if self.writer is not None:
@@ -296,10 +259,8 @@ def train(experiment: Any = None, data: str | Path | None = None, out_dir: str |
         UserError: bad arguments, missing data, a run folder without checkpoint to resume, too little data for
             one batch, a config the family cannot train.
     """
-    from motiontransfer.training.distributed import barrier, init_distributed, shutdown_distributed
-
     if steps is not None and steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
+        raise ArgumentError(Term("steps"), f" must be at least 1, got {steps}")
     context = init_distributed(device)
     try:
         result = _train(context, _prepare_run(context, experiment, data, out_dir, steps, resume), progress)
@@ -317,8 +278,6 @@ def train_to_steps(experiment: Any, run_dir: str | Path, steps: int, *, progress
     Returns:
         The model file of its latest checkpoint.
     """
-    from motiontransfer.training.checkpoints import read_latest
-
     record = read_latest(run_dir) if Path(run_dir).exists() else None
     if record is None:
         train(experiment, out_dir=run_dir, steps=steps, progress=progress)
@@ -331,8 +290,6 @@ def train_to_steps(experiment: Any, run_dir: str | Path, steps: int, *, progress
 
 def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
     """Build the data loader and task, restore a resumed checkpoint, run the step loop, write the last checkpoint."""
-    from motiontransfer.training.distributed import make_sampler, sync_buffers
-
     experiment, params = run.experiment, run.experiment.train_params
     context = dataclasses.replace(context, channels_last=params.channels_last)
     dataset = _open_data(experiment, run.data)
@@ -350,9 +307,6 @@ def _train(context: Any, run: _Run, progress: bool) -> TrainResult:
     reporter = _Reporter(run.run_dir, config, start, total, context, progress)
 
     def checkpoint(step: int) -> Any:
-        from motiontransfer.checkpoint import state_dicts
-        from motiontransfer.training.checkpoints import save_checkpoint
-
         return save_checkpoint(run.run_dir, step=step, epoch=step // steps_per_epoch, family=task.family,
                                config=config, networks=state_dicts(task.networks()),
                                training_state=_training_state(task), keep=params.keep_checkpoints, data=run.data)
@@ -404,8 +358,6 @@ def _restore(task: TrainingTask, record: Any, model: Any, state: Mapping[str, An
     Raises:
         InputFileError: the checkpoint does not match the task (a network or optimiser is missing).
     """
-    from motiontransfer.errors import InputFileError
-
     path = record.model
     for name, module in task.networks().items():
         if name not in model.networks:

@@ -61,6 +61,7 @@ from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.fileio import AtomicOutput, atomic_output, describe_kind, raise_output_fault
 
 __all__ = [
+    "DEFAULT_FPS",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "VideoInfo",
@@ -78,6 +79,8 @@ __all__ = [
     "write_video",
 ]
 
+DEFAULT_FPS = 25.0
+"""Frame rate of videos that do not state one (frame folders), and of generated videos."""
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 

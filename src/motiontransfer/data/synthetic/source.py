@@ -10,7 +10,6 @@ folder is accepted; ``motion=large`` (faces and puppets) gives the same identiti
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,14 +18,14 @@ import numpy as np
 
 from motiontransfer.config import to_dict
 from motiontransfer.data.synthetic.base import Family, RenderedFrame
+from motiontransfer.data.synthetic.faces import FaceFamily
+from motiontransfer.data.synthetic.puppets import PuppetFamily
+from motiontransfer.data.synthetic.shapes import ShapeFamily
 from motiontransfer.errors import UserError
 
 PREFIX = "procedural:"
-FAMILIES: dict[str, str] = {
-    "puppets": "motiontransfer.data.synthetic.puppets:PuppetFamily",
-    "faces": "motiontransfer.data.synthetic.faces:FaceFamily",
-    "shapes": "motiontransfer.data.synthetic.shapes:ShapeFamily",
-}
+FAMILIES: dict[str, type[Family]] = {"puppets": PuppetFamily, "faces": FaceFamily, "shapes": ShapeFamily}
+"""The procedural data families (renderers) by name."""
 MOTIONS: dict[str, tuple[str, ...]] = {
     "puppets": ("default", "large"),
     "faces": ("default", "large"),
@@ -42,8 +41,7 @@ def get_family(name: str) -> Family:
     """Instantiate the procedural family called ``name`` (one of :data:`FAMILIES`)."""
     if name not in FAMILIES:
         raise UserError(f"unknown procedural family {name!r}; choose one of {', '.join(FAMILIES)}")
-    module_name, class_name = FAMILIES[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)()
+    return FAMILIES[name]()
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from motiontransfer.data.synthetic.base import RenderedFrame
 from motiontransfer.data.synthetic.source import ProceduralSource, ProceduralSpec
-from motiontransfer.errors import OutputFileError, UserError
+from motiontransfer.errors import ArgumentError, OutputFileError, Term
 from motiontransfer.fileio import atomic_output, atomic_write_text, describe_kind, not_a_folder
 from motiontransfer.video.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, write_image
 from motiontransfer.visualize import draw_keypoints, image_grid
@@ -83,7 +83,7 @@ def write_dataset(family: str, out: Path, videos: int, frames: int, size: int, s
         OutputFileError: ``out`` cannot be written (a parent that is a file, no space left, ...).
     """
     if video_format not in ("mp4", "png"):
-        raise UserError(f"--format must be mp4 or png, got {video_format!r}")
+        raise ArgumentError(Term("video_format"), f" must be mp4 or png, got {video_format!r}")
     check_frame_size(size)
     test_videos = max(1, videos // 5) if test_videos is None else test_videos
     counts = {"train": videos, "test": test_videos}
@@ -114,7 +114,7 @@ def check_frame_size(size: int) -> int:
     if not 16 <= size <= MAX_FRAME_SIZE:
         gib = size * size * 3 * 4 / 2**30
         detail = f"; one {size}x{size} frame alone needs {gib:.1f} GiB" if gib >= 1 else ""
-        raise UserError(f"--size must be between 16 and {MAX_FRAME_SIZE} pixels, got {size}{detail}")
+        raise ArgumentError(Term("size"), f" must be between 16 and {MAX_FRAME_SIZE} pixels, got {size}{detail}")
     return size
 
 
@@ -140,12 +140,13 @@ def check_dataset_root(out: Path, overwrite: bool) -> dict[str, int]:
             raise OutputFileError(folder, f"is {describe_kind(folder)}, not a split folder")
         found[split], foreign = _dataset_entries(folder)
         if foreign:
-            raise UserError(f"{folder} holds files that are not dataset videos (e.g. {foreign[0]}); refusing to "
-                            "write a dataset there: choose a new --out folder")
+            raise ArgumentError(f"{folder} holds files that are not dataset videos (e.g. {foreign[0]}); refusing to "
+                                "write a dataset there: choose a new ", Term("out_dir"), " folder")
     total = sum(found.values())
     if total and not overwrite:
-        raise UserError(f"{out} already holds a dataset ({total} videos in {'/, '.join(found)}/); pass --overwrite "
-                        "to replace it, or choose a new --out folder (new videos would mix with the old ones)")
+        raise ArgumentError(f"{out} already holds a dataset ({total} videos in {'/, '.join(found)}/); pass ",
+                            Term("overwrite"), " to replace it, or choose a new ", Term("out_dir"), " folder (new "
+                            "videos would mix with the old ones)")
     return found
 
 

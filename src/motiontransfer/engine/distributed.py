@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
-from motiontransfer.errors import UserError
+from motiontransfer.errors import ArgumentError, Term, UserError
 
 __all__ = [
     "DistributedContext",
@@ -97,7 +97,7 @@ def resolve_device(name: str | None, local_rank: int = 0) -> torch.device:
         raise UserError(f"unknown device {name!r}; use cpu or cuda") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError("--device cuda was requested but CUDA is not available on this machine")
+            raise ArgumentError(Term("device"), " cuda was requested but CUDA is not available on this machine")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     elif device.type != "cpu":

@@ -29,19 +29,19 @@ import torch
 from torch import nn
 
 from motiontransfer.checkpoint import unwrap
-from motiontransfer.errors import ConfigError
-from motiontransfer.experiment import MonkeyNetExperiment, MonkeyNetLossWeights
-from motiontransfer.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
-from motiontransfer.models.monkeynet import build_monkeynet, detach_keypoints, select_keypoints
-from motiontransfer.training.distributed import DistributedContext, wrap_module
-from motiontransfer.training.optim import (
+from motiontransfer.engine.distributed import DistributedContext, wrap_module
+from motiontransfer.engine.optim import (
     frozen_parameters,
     make_optimizers,
     make_schedulers,
     milestones_in_steps,
     optimise,
 )
-from motiontransfer.training.trainer import StepResult, pair_for_step
+from motiontransfer.engine.task import StepResult, pair_for_step
+from motiontransfer.errors import ConfigError
+from motiontransfer.families.monkeynet.config import MonkeyNetExperiment, MonkeyNetLossWeights
+from motiontransfer.families.monkeynet.networks import build_monkeynet, detach_keypoints, select_keypoints
+from motiontransfer.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from motiontransfer.visualize import sample_grid
 
 Keypoints = Mapping[str, torch.Tensor]

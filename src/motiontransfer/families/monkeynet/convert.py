@@ -18,8 +18,8 @@ import torch
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.convert.networks import convert_networks
 from motiontransfer.errors import UserError
-from motiontransfer.experiment import MonkeyNetExperiment
-from motiontransfer.models.monkeynet import build_discriminator, build_generator, build_kp_detector
+from motiontransfer.families.monkeynet.config import MonkeyNetExperiment
+from motiontransfer.families.monkeynet.networks import build_discriminator, build_generator, build_kp_detector
 
 BUILDERS = {"kp_detector": build_kp_detector, "generator": build_generator, "discriminator": build_discriminator}
 

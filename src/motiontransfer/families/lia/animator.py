@@ -3,8 +3,8 @@
 The motion of a frame is a :class:`LatentMotion`: its motion magnitudes A (Sec. 3.2; or, for the "w/o
 dictionary" ablation, the latent shift itself). The dictionary is linear, so the relative transfer of Eq. 12,
 z = z_s + D(A_d) - D(A_1) + D(A_s), is done on the magnitudes: A = A_d - A_1 + A_s. LIA has no keypoints:
-:meth:`LIAAnimator.motion_keypoints` returns none (nothing is drawn; the best-frame search needs ``--landmarks
-dlib``).
+:meth:`LIAAnimator.motion_keypoints` returns none (nothing is drawn; the best-frame search needs a landmark detector,
+and the movement scale cannot be adapted).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from motiontransfer.errors import UserError
-from motiontransfer.experiment import LIAExperiment
-from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
-from motiontransfer.models.lia import Generator, to_signed, to_unit
+from motiontransfer.errors import ArgumentError, CapabilityError, Term
+from motiontransfer.families.lia.config import LIAExperiment
+from motiontransfer.families.lia.networks import Generator, to_signed, to_unit
+from motiontransfer.models.base import AnimationModel, SourceState
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class LIAAnimator(AnimationModel):
     """
 
     family = "lia"
+    experiment_type = LIAExperiment
     inference_networks = ("generator",)
+    has_keypoints = False
 
     def __init__(self, experiment: LIAExperiment, generator: Generator | None = None) -> None:
         super().__init__()
@@ -64,20 +66,10 @@ class LIAAnimator(AnimationModel):
         """frames (B, 3, S, S) in [0, 1] -> motion magnitudes (B, M)."""
         return LatentMotion(self.generator.enc.motion(to_signed(frames)))
 
-    def transfer(self, source_motion: LatentMotion, driving_motion: LatentMotion,
-                 driving_initial: LatentMotion | None, mode: TransferMode = "relative",
-                 adapt_scale: bool = False) -> LatentMotion:
-        """``absolute`` (Eq. 11): the driving magnitudes. ``relative`` (Eq. 12): A_d - A_1 + A_s.
-
-        Raises:
-            UserError: ``adapt_scale`` (a keypoint-hull option; LIA has no keypoints).
-        """
-        if adapt_scale:
-            raise UserError("--adapt-scale scales keypoint movements; LIA has no keypoints")
-        if check_mode(mode) == "absolute":
-            return driving_motion
-        if driving_initial is None:
-            raise ValueError("relative transfer needs the motion of the initial driving frame")
+    def relative_motion(self, source_motion: LatentMotion, driving_motion: LatentMotion,
+                        driving_initial: LatentMotion, scale: float) -> LatentMotion:
+        """Eq. 12: A_d - A_1 + A_s (``scale`` is always 1: LIA has no keypoints to measure a movement scale with;
+        ``absolute``, Eq. 11, is the driving magnitudes themselves)."""
         return LatentMotion(driving_motion.magnitudes - driving_initial.magnitudes + source_motion.magnitudes)
 
     def encode_source(self, source: torch.Tensor) -> SourceState:
@@ -113,14 +105,15 @@ class LIAAnimator(AnimationModel):
             (len(directions), V, 3, S, S) frames in [0, 1].
 
         Raises:
-            UserError: a model without the dictionary, or a direction index out of range.
+            CapabilityError: a model without the dictionary. ArgumentError: a direction index out of range.
         """
         if not self.experiment.model_params.use_dictionary:
-            raise UserError("this LIA model has no motion dictionary (use_dictionary: false): no directions to walk")
+            raise CapabilityError("this LIA model has no motion dictionary (use_dictionary: false): no directions to "
+                                  "walk")
         count = self.experiment.model_params.motion_dim
         indices = list(range(count)) if directions is None else directions
         if any(not 0 <= i < count for i in indices):
-            raise UserError(f"direction indices must be in 0..{count - 1}, got {indices}")
+            raise ArgumentError(Term("directions"), f" must be indices in 0..{count - 1}, got {indices}")
         state = self.encode_source(source)
         rows = []
         for index in indices:

@@ -3,7 +3,7 @@
 Three networks and two discriminators:
 
 * the keypoint detector Q (Sec. 2, Eq. 1): an hourglass and a spatial softmax whose expected coordinates are the K
-  keypoints; it is the FOMM detector without Jacobians (:class:`motiontransfer.models.fomm.KPDetector`);
+  keypoints; it is the FOMM detector without Jacobians (:class:`motiontransfer.models.keypoint_detector.KPDetector`);
 * the image translator T (Eq. 2-3, :class:`ImageTranslator`): encodes the reference image v, joins its features
   with Gaussian maps of the reference keypoints k and of the target keypoints k' (the analogy v : k :: ? : k'),
   decodes an image s and a soft background mask m, and blends m * v + (1 - m) * s;
@@ -21,99 +21,14 @@ Keypoints are (B, K, 2) in [-1, 1], x first, as in every family.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from motiontransfer.models.fomm import KPDetector
+from motiontransfer.families.kpvp.config import KPVPConfig, MotionGeneratorParams, TranslatorParams
+from motiontransfer.models.keypoint_detector import KPDetector
 from motiontransfer.nn.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from motiontransfer.nn.discriminators import PatchDiscriminator
 from motiontransfer.ops.heatmaps import keypoints_to_gaussian
-
-# --------------------------------------------------------------------------------------------------------- configs
-
-
-@dataclass
-class KPVPDetectorParams:
-    """``model_params.detector``: the hourglass of Q and its softmax temperature (Eq. 1 is a plain softmax, 1.0)."""
-
-    block_expansion: int = 32
-    max_features: int = 256
-    num_blocks: int = 4
-    temperature: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-
-
-@dataclass
-class TranslatorParams:
-    """``model_params.translator``: T's encoder (``num_down_blocks`` halvings; the official works at 1/4),
-    ``num_residual_blocks`` at that resolution, the Gaussian maps' sigma (Eq. 2, in [-1, 1] units; the official
-    inverse std 14.3 is sigma 0.07) and the two ablation switches."""
-
-    block_expansion: int = 32
-    max_features: int = 256
-    num_down_blocks: int = 2
-    num_residual_blocks: int = 3
-    keypoint_sigma: float = 0.07
-    use_reference_keypoints: bool = True
-    use_background_mask: bool = True
-
-    def __post_init__(self) -> None:
-        if self.keypoint_sigma <= 0:
-            raise ValueError(f"keypoint_sigma must be positive, got {self.keypoint_sigma}")
-        if self.num_down_blocks < 0 or self.num_residual_blocks < 0:
-            raise ValueError("num_down_blocks and num_residual_blocks must be non-negative")
-
-
-@dataclass
-class ImageDiscriminatorParams:
-    """``model_params.image_discriminator``: FOMM's patch discriminator (4x4 convs, instance norm)."""
-
-    block_expansion: int = 32
-    max_features: int = 256
-    num_blocks: int = 4
-    sn: bool = False
-
-
-@dataclass
-class MotionGeneratorParams:
-    """``model_params.motion_generator``: the cVAE's LSTM sizes (one LSTM layer per entry; the official [1024,
-    1024]), latent size (64), the action classes (empty: unconditional, Sec. 3.2 for NEMO and MGIF) and the
-    sequence discriminator's LSTM size."""
-
-    hidden_sizes: list[int] = field(default_factory=lambda: [1024, 1024])
-    latent_dim: int = 64
-    actions: list[str] = field(default_factory=list)
-    discriminator_hidden_size: int = 256
-
-    def __post_init__(self) -> None:
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive sizes, got {self.hidden_sizes}")
-        if self.latent_dim < 1 or self.discriminator_hidden_size < 1:
-            raise ValueError("latent_dim and discriminator_hidden_size must be positive")
-        if len(set(self.actions)) != len(self.actions):
-            raise ValueError(f"actions must be distinct, got {self.actions}")
-
-
-@dataclass
-class KPVPConfig:
-    """KPVP's ``model_params``: K (40 for Penn Action in the paper), channels and the networks' parameters."""
-
-    num_kp: int = 40
-    num_channels: int = 3
-    detector: KPVPDetectorParams = field(default_factory=KPVPDetectorParams)
-    translator: TranslatorParams = field(default_factory=TranslatorParams)
-    image_discriminator: ImageDiscriminatorParams = field(default_factory=ImageDiscriminatorParams)
-    motion_generator: MotionGeneratorParams = field(default_factory=MotionGeneratorParams)
-
-    def __post_init__(self) -> None:
-        if self.num_kp < 1 or self.num_channels < 1:
-            raise ValueError("num_kp and num_channels must be positive")
-
 
 # --------------------------------------------------------------------------------------------------------- stage 1
 

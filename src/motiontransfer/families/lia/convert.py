@@ -14,8 +14,8 @@ from typing import Any
 
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.convert.networks import convert_networks
-from motiontransfer.experiment import LIAExperiment
-from motiontransfer.models.lia import Generator, build_discriminator
+from motiontransfer.families.lia.config import LIAExperiment
+from motiontransfer.families.lia.networks import Generator, build_discriminator
 
 BUILDERS = {"generator": Generator, "discriminator": build_discriminator}
 OFFICIAL_NAMES = {"generator": "gen", "discriminator": "dis"}

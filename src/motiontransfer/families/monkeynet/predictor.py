@@ -1,7 +1,7 @@
 """Training Monkey-Net's image-to-video keypoint predictor (Sec. 4.4; the official ``prediction.py``).
 
-1. :func:`keypoint_sequences`: the trained detector's keypoints on every frame of the training videos (streamed,
-   in batches; the detector is frozen);
+1. :func:`~motiontransfer.inference.sequences.keypoint_sequences`: the trained detector's keypoints on every frame
+   of the training videos (streamed, in batches; the detector is frozen);
 2. :func:`train_keypoint_predictor`: each epoch draws one window of ``num_frames`` consecutive frames per video; the
    GRU sees the first ``init_frames`` frames' keypoints and zeros after them and is trained with the L1 between its
    outputs and the detected keypoints (means, and covariances when the model has them) on the unobserved frames.
@@ -10,56 +10,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from motiontransfer.errors import UserError
-from motiontransfer.inference.pipeline import stack_batches
-from motiontransfer.inference.video import SplitVideo, split_videos
-from motiontransfer.models.base import AnimationModel
-from motiontransfer.models.monkeynet import KeypointPredictor
-from motiontransfer.models.monkeynet_animator import GaussianKeypoints, MonkeyNetAnimator, build_keypoint_predictor
-
-
-def keypoint_sequences(model: AnimationModel, data: str | Path, *, num_videos: int | None = None,
-                       batch_size: int = 16, progress: bool = True) -> list[Any]:
-    """The detector's keypoints on every frame of the training videos of ``data``.
-
-    Args:
-        model: a trained model (used in eval mode).
-        data: a dataset folder (its train split) or a ``procedural:`` spec (its train split at the model's size).
-        num_videos: only the first N videos.
-        batch_size: frames per detector call.
-        progress: show a progress bar over the videos (stderr).
-
-    Returns:
-        One motion of batch T (the video's frames; Monkey-Net, KPVP: :class:`GaussianKeypoints`) per video, on the
-        CPU.
-    """
-    return detect_sequences(model, split_videos(data, model.size, "train", num_videos), batch_size=batch_size,
-                            progress=progress)
-
-
-def detect_sequences(model: AnimationModel, videos: Sequence[SplitVideo], *, batch_size: int = 16,
-                     progress: bool = True) -> list[Any]:
-    """:func:`keypoint_sequences` of given videos: ``model.extract_motion`` of every frame, streamed in batches,
-    concatenated per video on the CPU (the motion must have ``mean`` and optional ``var`` tensors)."""
-    sequences = []
-    model.eval()
-    with torch.no_grad():
-        for video in tqdm(videos, desc="keypoints", unit="video", disable=not progress, leave=False):
-            parts = [model.extract_motion(batch.to(model.device))
-                     for batch in stack_batches(video.frames(), batch_size)]
-            mean = torch.cat([part.mean for part in parts]).cpu()
-            var = None if parts[0].var is None else torch.cat([part.var for part in parts]).cpu()
-            sequences.append(GaussianKeypoints(mean, var))
-    return sequences
+from motiontransfer.errors import ArgumentError, Term, UserError
+from motiontransfer.families.monkeynet.animator import MonkeyNetAnimator, build_keypoint_predictor
+from motiontransfer.families.monkeynet.networks import KeypointPredictor
+from motiontransfer.inference.sequences import keypoint_sequences
+from motiontransfer.models.motion import GaussianKeypoints
 
 
 @dataclass
@@ -162,7 +124,8 @@ def fit_keypoint_predictor(model: MonkeyNetAnimator, data: str | Path | None = N
                            num_videos: int | None = None, epochs: int | None = None, seed: int = 0,
                            progress: bool = True) -> tuple[int, PredictorTraining]:
     """Give ``model`` a keypoint predictor trained on the keypoints its detector finds in the training videos of
-    ``data`` (default: the config's ``dataset_params.root_dir``): :func:`keypoint_sequences`, then
+    ``data`` (default: the config's ``dataset_params.root_dir``):
+    :func:`~motiontransfer.inference.sequences.keypoint_sequences`, then
     :func:`train_keypoint_predictor`; the predictor is set as ``model.predictor``.
 
     Returns:
@@ -173,7 +136,8 @@ def fit_keypoint_predictor(model: MonkeyNetAnimator, data: str | Path | None = N
     """
     data = data or model.experiment.dataset_params.root_dir
     if data is None:
-        raise UserError("no training data: give --data DIR|procedural:FAMILY or set dataset_params.root_dir")
+        raise ArgumentError("no training data: give ", Term("data"), " (a dataset folder or procedural:FAMILY) or set "
+                            "dataset_params.root_dir")
     sequences = keypoint_sequences(model, data, num_videos=num_videos, progress=progress)
     result = train_keypoint_predictor(model, sequences, epochs=epochs, seed=seed, progress=progress)
     model.predictor = result.predictor

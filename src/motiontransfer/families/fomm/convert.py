@@ -13,8 +13,8 @@ from typing import Any
 
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.convert.networks import convert_networks
-from motiontransfer.experiment import FommExperiment
-from motiontransfer.models.fomm import build_discriminator, build_generator, build_kp_detector
+from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.families.fomm.networks import build_discriminator, build_generator, build_kp_detector
 
 
 def convert_fomm(checkpoint: Mapping[str, Any], experiment: FommExperiment, *,
@@ -22,7 +22,7 @@ def convert_fomm(checkpoint: Mapping[str, Any], experiment: FommExperiment, *,
     """Map an official checkpoint dict onto the networks of ``experiment`` (strict: same keys, same shapes).
 
     Args:
-        checkpoint: the official dict (read by :func:`motiontransfer.convert.convert_official`).
+        checkpoint: the official dict (read by :func:`motiontransfer.convert.official.convert_official`).
         experiment: the experiment config the checkpoint was trained with.
         config_name: the config's name or path, for error messages.
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from motiontransfer.experiment import FommExperiment
-from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
-from motiontransfer.models.fomm import KPDetector, OcclusionAwareGenerator, build_generator, build_kp_detector
-from motiontransfer.ops.keypoints import convex_hull_scale, relative_jacobians, relative_keypoints
+from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.families.fomm.networks import OcclusionAwareGenerator, build_generator, build_kp_detector
+from motiontransfer.models.base import AnimationModel, SourceState
+from motiontransfer.models.keypoint_detector import KPDetector
+from motiontransfer.ops.keypoints import relative_jacobians, relative_keypoints
 
 # Generator outputs passed on to callers for visualisation (the K+1 sparsely deformed sources are left out: they
 # are large and only the dense motion network needs them).
@@ -59,11 +60,13 @@ class FOMMAnimator(AnimationModel):
         experiment: the experiment config (model architecture, frame size, animation defaults).
         kp_detector, generator: the networks; built from ``experiment`` (random weights) when None.
 
-    ``use_relative_jacobian`` of the config's ``animate_params.normalization_params`` decides whether relative
-    transfer also makes the Jacobians relative (Eq. 15) or keeps the driving ones, as the official code does.
+    The config's ``animate_params.normalization_params``: ``adapt_movement_scale`` is the default of transfer's
+    ``adapt_scale``; ``use_relative_jacobian`` decides whether relative transfer also makes the Jacobians relative
+    (Eq. 15) or keeps the driving ones, as the official code does.
     """
 
     family = "fomm"
+    experiment_type = FommExperiment
 
     def __init__(self, experiment: FommExperiment, kp_detector: KPDetector | None = None,
                  generator: OcclusionAwareGenerator | None = None) -> None:
@@ -79,26 +82,23 @@ class FOMMAnimator(AnimationModel):
         out = self.kp_detector(frames)
         return KeypointMotion(out["value"], out.get("jacobian"))
 
-    def transfer(self, source_motion: KeypointMotion, driving_motion: KeypointMotion,
-                 driving_initial: KeypointMotion | None, mode: TransferMode = "relative",
-                 adapt_scale: bool = False) -> KeypointMotion:
-        """Target keypoints for the generator (the official ``normalize_kp``).
+    @property
+    def default_adapt_scale(self) -> bool:
+        """``animate_params.normalization_params.adapt_movement_scale``."""
+        return self.experiment.animate_params.normalization_params.adapt_movement_scale
 
-        ``absolute``: the driving motion as is. ``relative``: value ``(kp_D - kp_D,1) * s + kp_S`` (Eq. 14) with
-        ``s`` = :func:`~motiontransfer.ops.keypoints.convex_hull_scale` if ``adapt_scale`` else 1, and Jacobian
-        ``(J_D J_D,1^-1) J_S`` (Eq. 15) when Jacobians are estimated and ``use_relative_jacobian`` is set.
+    def relative_motion(self, source_motion: KeypointMotion, driving_motion: KeypointMotion,
+                        driving_initial: KeypointMotion, scale: float) -> KeypointMotion:
+        """Relative target keypoints (the official ``normalize_kp``): value ``(kp_D - kp_D,1) * scale + kp_S``
+        (Eq. 14) and Jacobian ``(J_D J_D,1^-1) J_S`` (Eq. 15) when Jacobians are estimated and
+        ``use_relative_jacobian`` is set, else the driving ones.
 
         Args:
-            source_motion: batch 1. driving_motion: batch B. driving_initial: batch 1 (required for relative).
+            source_motion: batch 1. driving_motion: batch B. driving_initial: batch 1.
 
         Returns:
             KeypointMotion of batch B.
         """
-        if check_mode(mode) == "absolute":
-            return driving_motion
-        if driving_initial is None:
-            raise ValueError("relative transfer needs the motion of the initial driving frame")
-        scale = convex_hull_scale(source_motion.value, driving_initial.value) if adapt_scale else 1.0
         value = relative_keypoints(source_motion.value, driving_motion.value, driving_initial.value, scale)
         jacobian = driving_motion.jacobian
         if self.use_relative_jacobian and jacobian is not None:

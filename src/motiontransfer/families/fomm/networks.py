@@ -1,12 +1,12 @@
-"""First Order Motion Model (Siarohin et al., NeurIPS 2019): keypoint detector, dense motion network, occlusion-aware
-generator and discriminator, with the official module structure and parameter names, so that the ``kp_detector``,
-``generator`` and ``discriminator`` state dicts of an official checkpoint load with ``strict=True``.
+"""First Order Motion Model (Siarohin et al., NeurIPS 2019): keypoint detector
+(:class:`~motiontransfer.models.keypoint_detector.KPDetector`, shared with KPVP), dense motion network,
+occlusion-aware generator and discriminator, with the official module structure and parameter names, so that the
+``kp_detector``, ``generator`` and ``discriminator`` state dicts of an official checkpoint load with ``strict=True``.
 
-The config dataclasses mirror the official YAML ``model_params`` section key for key (defaults are the official
-constructor defaults; fields without one are required), plus ``align_corners``, the project's single grid_sample
-policy. Build them from YAML with :func:`motiontransfer.config.from_dict` and the networks with :func:`build_fomm`.
+The networks are built from a :class:`~motiontransfer.families.fomm.config.FOMMConfig` (the official YAML
+``model_params``) with :func:`build_fomm`.
 
-Keypoint dicts, as returned by :class:`KPDetector` and consumed by the other modules, hold ``'value'`` (B, K, 2) in
+Keypoint dicts, as returned by the detector and consumed by the other modules, hold ``'value'`` (B, K, 2) in
 [-1, 1] coordinates (x first) and optionally ``'jacobian'`` (B, K, 2, 2); a missing Jacobian means identity.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,195 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from motiontransfer.errors import ConfigError
+from motiontransfer.families.fomm.config import DenseMotionParams, FOMMConfig
+from motiontransfer.models.keypoint_detector import KPDetector
 from motiontransfer.nn.blocks import AntiAliasDownsample, DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
 from motiontransfer.nn.discriminators import MultiScaleDiscriminator
-from motiontransfer.ops.heatmaps import soft_argmax
 from motiontransfer.ops.motion import deform_sparse, dense_motion_field, heatmap_differences, sparse_motions
 from motiontransfer.ops.warp import resize_flow, warp
 
 Keypoints = Mapping[str, torch.Tensor]
-
-
-# --------------------------------------------------------------------------------------------------------- configs
-
-
-@dataclass
-class CommonParams:
-    """``model_params.common_params``: shared by all three networks."""
-
-    num_kp: int
-    num_channels: int = 3
-    estimate_jacobian: bool = False
-
-
-@dataclass
-class KPDetectorParams:
-    """``model_params.kp_detector_params``."""
-
-    temperature: float
-    block_expansion: int
-    max_features: int
-    num_blocks: int
-    scale_factor: float = 1
-    single_jacobian_map: bool = False
-    pad: int = 0
-
-
-@dataclass
-class DenseMotionParams:
-    """``model_params.generator_params.dense_motion_params``."""
-
-    block_expansion: int
-    max_features: int
-    num_blocks: int
-    scale_factor: float = 1
-    kp_variance: float = 0.01
-
-
-@dataclass
-class GeneratorParams:
-    """``model_params.generator_params``; without dense_motion_params the generator does not warp.
-
-    Two options of ours (not in the official code, default off, so the official architecture is unchanged), after
-    FOMM's successor TPSMM (Zhao and Zhang, CVPR 2022):
-
-    * ``image_blend``: the output is ``(1 - o) * synthesis + o * warp(source)`` with ``o`` the finest occlusion map,
-      so visible pixels come from the warped source itself and the decoder only fills occluded regions; the image
-      loss then also reaches the dense motion (and the keypoints) directly through the warped source.
-    * ``multi_scale_occlusion``: the dense motion network predicts one occlusion map per generator resolution
-      (``num_down_blocks + 1``); the encoder features of every resolution are warped, multiplied by their map and
-      concatenated into the decoder at the same resolution (a U-Net with warped skips).
-
-    Both need ``dense_motion_params`` and ``estimate_occlusion_map``.
-    """
-
-    block_expansion: int
-    max_features: int
-    num_down_blocks: int
-    num_bottleneck_blocks: int
-    estimate_occlusion_map: bool = False
-    dense_motion_params: DenseMotionParams | None = None
-    image_blend: bool = False
-    multi_scale_occlusion: bool = False
-
-    def __post_init__(self) -> None:
-        for option in ("image_blend", "multi_scale_occlusion"):
-            if getattr(self, option) and (self.dense_motion_params is None or not self.estimate_occlusion_map):
-                raise ConfigError(f"model_params.generator_params.{option} needs dense_motion_params and "
-                                  "estimate_occlusion_map: true")
-
-
-@dataclass
-class DiscriminatorParams:
-    """``model_params.discriminator_params``. Scales keep their YAML type: 1 -> key '1', 1.0 -> key '1-0'."""
-
-    scales: tuple[int | float, ...] = (1,)
-    block_expansion: int = 64
-    max_features: int = 512
-    num_blocks: int = 4
-    sn: bool = False
-    use_kp: bool = False
-    kp_variance: float = 0.01
-
-
-@dataclass
-class FOMMConfig:
-    """The official ``model_params`` plus two corner policies of ours.
-
-    ``align_corners``: grid_sample's convention for every warp; False is what the official code does under
-    torch >= 1.3, True what it did under torch 1.0 when it was trained. ``flow_resize_align_corners``: the
-    convention of the generator's resizing of the dense motion to another resolution; False is the official code's
-    under every torch since 0.4.1. Only True/True makes an identity motion an exact identity warp (with False the
-    warp zooms by W / (W - 1) and resizing shifts border pixels by up to half a pixel, an L1 error of about 0.03 on
-    64-px procedural faces), so our own configs use True/True; official checkpoints keep the defaults.
-    """
-
-    common_params: CommonParams
-    kp_detector_params: KPDetectorParams
-    generator_params: GeneratorParams
-    discriminator_params: DiscriminatorParams = field(default_factory=DiscriminatorParams)
-    align_corners: bool = False
-    flow_resize_align_corners: bool = False
-
-
-def vox256_config() -> FOMMConfig:
-    """The official ``config/vox-256.yaml`` model parameters (discriminator with spectral norm)."""
-    return FOMMConfig(
-        common_params=CommonParams(num_kp=10, num_channels=3, estimate_jacobian=True),
-        kp_detector_params=KPDetectorParams(temperature=0.1, block_expansion=32, max_features=1024, num_blocks=5,
-                                            scale_factor=0.25),
-        generator_params=GeneratorParams(
-            block_expansion=64, max_features=512, num_down_blocks=2, num_bottleneck_blocks=6,
-            estimate_occlusion_map=True,
-            dense_motion_params=DenseMotionParams(block_expansion=64, max_features=1024, num_blocks=5,
-                                                  scale_factor=0.25),
-        ),
-        discriminator_params=DiscriminatorParams(scales=(1,), block_expansion=32, max_features=512, num_blocks=4,
-                                                 sn=True),
-    )
-
-
-# ---------------------------------------------------------------------------------------------- keypoint detector
-
-
-def heatmap_weighted_jacobians(heatmaps: torch.Tensor, jacobian_maps: torch.Tensor) -> torch.Tensor:
-    """Per-keypoint Jacobians as the heatmap-weighted sum of dense Jacobian maps (Sec. 3.1, after Eq. 5).
-
-    Args:
-        heatmaps: (B, K, H, W) keypoint probabilities (each map sums to 1).
-        jacobian_maps: (B, 4 * M, H, W) with M = K (one map per keypoint) or M = 1 (shared map); the 4 channels of
-            a map are the row-major entries (a, b, c, d) of [[a, b], [c, d]].
-
-    Returns:
-        (B, K, 2, 2).
-    """
-    batch, num_kp, height, width = heatmaps.shape
-    maps = jacobian_maps.reshape(batch, -1, 4, height, width)
-    weighted = heatmaps.unsqueeze(2) * maps
-    return weighted.view(batch, num_kp, 4, -1).sum(dim=-1).view(batch, num_kp, 2, 2)
-
-
-class KPDetector(nn.Module):
-    """Keypoint (and local Jacobian) detector: anti-aliased downsampling by ``scale_factor``, an hourglass,
-    a 7x7 conv to K heatmap logits (padding ``pad``; 0 shrinks the maps by 6 pixels), a spatial softmax with
-    ``temperature`` and a soft-argmax (Sec. 3.1). With ``estimate_jacobian``, a second 7x7 conv predicts 4 Jacobian
-    channels per keypoint (or 4 shared ones with ``single_jacobian_map``), initialised to the identity (weight 0,
-    bias [1, 0, 0, 1]), pooled with the heatmaps (Eq. 5's J_k).
-
-    Forward: image (B, num_channels, H, W) in [0, 1] -> dict with 'value' (B, K, 2), 'jacobian' (B, K, 2, 2) when
-    estimated, and 'heatmap' (B, K, h, w), the softmax probabilities (h = H * scale_factor - 6 + 2 pad).
-    """
-
-    def __init__(self, block_expansion: int, num_kp: int, num_channels: int, max_features: int, num_blocks: int,
-                 temperature: float, estimate_jacobian: bool = False, scale_factor: float = 1,
-                 single_jacobian_map: bool = False, pad: int = 0) -> None:
-        super().__init__()
-        self.predictor = Hourglass(block_expansion, in_features=num_channels, max_features=max_features,
-                                   num_blocks=num_blocks)
-        self.kp = nn.Conv2d(self.predictor.out_filters, num_kp, kernel_size=(7, 7), padding=pad)
-        self.jacobian: nn.Conv2d | None = None
-        if estimate_jacobian:
-            self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
-            self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * self.num_jacobian_maps, kernel_size=(7, 7),
-                                      padding=pad)
-            with torch.no_grad():
-                self.jacobian.weight.zero_()
-                self.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0] * self.num_jacobian_maps))
-        self.temperature = temperature
-        self.scale_factor = scale_factor
-        self.down = AntiAliasDownsample(num_channels, scale_factor) if scale_factor != 1 else None
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, C, H, W) -> {'value': (B, K, 2), 'jacobian': (B, K, 2, 2), 'heatmap': (B, K, h, w)}."""
-        if self.down is not None:
-            x = self.down(x)
-        features = self.predictor(x)
-        heatmaps, keypoints = soft_argmax(self.kp(features), self.temperature)
-        out = {"value": keypoints}
-        if self.jacobian is not None:
-            out["jacobian"] = heatmap_weighted_jacobians(heatmaps, self.jacobian(features))
-        out["heatmap"] = heatmaps
-        return out
 
 
 # -------------------------------------------------------------------------------------------- dense motion network

@@ -4,28 +4,34 @@ U-Net generator and a keypoint-conditioned discriminator.
 The official code runs every network on videos (B, C, T, H, W) with Conv3d kernels (1, 3, 3) and BatchNorm3d, i.e.
 frame by frame; ours are the same networks in 2D on frames (B, C, H, W), with the official module and parameter
 names, so an official state dict maps one to one once each Conv3d kernel loses its time axis
-(:mod:`motiontransfer.convert.monkeynet`).
+(:mod:`motiontransfer.families.monkeynet.convert`).
 
 Keypoint dicts hold ``'mean'`` (B, K, 2) in [-1, 1] (x first) and, depending on ``common_params.kp_variance``,
 ``'var'``: (B, K, 2, 2) full covariances (``'matrix'``, Eq. 2), (B, K, 1, 1) one variance per keypoint
 (``'single'``) or nothing (a number: a fixed isotropic variance, the "no Sigma_k" ablation).
 
-The config dataclasses mirror the official YAML ``model_params`` key for key, plus two corner policies of ours
-(see :class:`MonkeyNetConfig`). The paper's Table 2 ablations are config switches: ``dense_motion_params: null``
-(no F), ``use_correction: false`` (no F_residual), ``use_mask: false`` (no F_coarse), a numeric ``kp_variance``
-(no Sigma_k) and ``mask_embedding_params.use_deformed_source_image: false`` (no x in M).
+The networks are built from a :class:`~motiontransfer.families.monkeynet.config.MonkeyNetConfig` (the official
+YAML ``model_params`` key for key, plus two corner policies of ours). The paper's Table 2 ablations are config
+switches: ``dense_motion_params: null`` (no F), ``use_correction: false`` (no F_residual), ``use_mask: false`` (no
+F_coarse), a numeric ``kp_variance`` (no Sigma_k) and ``mask_embedding_params.use_deformed_source_image: false``
+(no x in M).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from motiontransfer.families.monkeynet.config import (
+    DenseMotionParams,
+    KpVariance,
+    MonkeyNetConfig,
+    MovementEmbeddingParams,
+)
 from motiontransfer.nn.blocks import Hourglass, HourglassDecoder, HourglassEncoder, ResBlock2d, SameBlock2d
 from motiontransfer.nn.discriminators import DiscriminatorBlock
 from motiontransfer.ops.grid import make_coordinate_grid
@@ -39,126 +45,8 @@ from motiontransfer.ops.heatmaps import (
 from motiontransfer.ops.warp import resize_flow, warp
 
 Keypoints = Mapping[str, torch.Tensor]
-KpVariance = Literal["matrix", "single"] | float
 HEATMAP_EPS = 1e-7
 """Added to the detector's heatmaps before their moments, as the official code (no exactly singular Sigma)."""
-
-
-# --------------------------------------------------------------------------------------------------------- configs
-
-
-@dataclass
-class MovementEmbeddingParams:
-    """How keypoints are shown to a network (the official ``MovementEmbeddingModule`` options).
-
-    ``use_heatmap``: one Gaussian map per keypoint (``heatmap_type`` ``gaussian``: of the driving keypoints;
-    ``difference``: driving minus source), normalised by ``norm_const`` (``sum``: each map sums to 1; a number: the
-    maps are divided by it). ``use_difference``: the keypoint displacement h_s - h_d as 2 constant maps.
-    ``use_deformed_source_image``: the source shifted by each displacement (C maps). ``add_bg_feature_map``: one
-    more all-zero "keypoint" first (the background). ``scale_factor``: work at that fraction of the resolution.
-    """
-
-    use_deformed_source_image: bool = False
-    use_difference: bool = False
-    use_heatmap: bool = True
-    add_bg_feature_map: bool = False
-    heatmap_type: Literal["gaussian", "difference"] = "gaussian"
-    norm_const: Literal["sum"] | float = "sum"
-    scale_factor: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (self.use_heatmap or self.use_difference or self.use_deformed_source_image):
-            raise ValueError("at least one of use_heatmap, use_difference, use_deformed_source_image must be true")
-        if not isinstance(self.norm_const, str) and self.norm_const <= 0:
-            raise ValueError(f"norm_const must be 'sum' or a positive number, got {self.norm_const}")
-
-
-@dataclass
-class MaskEmbeddingParams(MovementEmbeddingParams):
-    """The dense motion module's embedding: a :class:`MovementEmbeddingParams` whose background map is always on
-    (the official module adds it; the key is not accepted in the YAML)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.add_bg_feature_map:
-            raise ValueError("add_bg_feature_map is implied for the dense motion embedding; remove the key")
-
-
-@dataclass
-class CommonParams:
-    num_kp: int
-    num_channels: int = 3
-    kp_variance: KpVariance = "matrix"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.kp_variance, str) and self.kp_variance not in ("matrix", "single"):
-            raise ValueError(f"kp_variance must be 'matrix', 'single' or a number, got {self.kp_variance!r}")
-        if not isinstance(self.kp_variance, str) and self.kp_variance <= 0:
-            raise ValueError(f"kp_variance must be positive, got {self.kp_variance}")
-
-
-@dataclass
-class KPDetectorParams:
-    block_expansion: int
-    max_features: int
-    num_blocks: int
-    temperature: float
-    scale_factor: float = 1.0
-    clip_variance: float | None = None
-
-
-@dataclass
-class DenseMotionParams:
-    block_expansion: int
-    max_features: int
-    num_blocks: int
-    use_mask: bool
-    use_correction: bool
-    mask_embedding_params: MaskEmbeddingParams = field(default_factory=MaskEmbeddingParams)
-    num_group_blocks: int = 0
-    bg_init: float = 2.0
-    scale_factor: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (self.use_mask or self.use_correction):
-            raise ValueError("use_mask and use_correction cannot both be false (no motion left); "
-                             "for the 'no F' ablation set generator_params.dense_motion_params to null")
-
-
-@dataclass
-class GeneratorParams:
-    block_expansion: int
-    max_features: int
-    num_blocks: int
-    num_refinement_blocks: int
-    dense_motion_params: DenseMotionParams | None = None
-    kp_embedding_params: MovementEmbeddingParams | None = None
-    interpolation_mode: Literal["nearest", "trilinear", "aligned"] = "nearest"
-    """How the dense motion is resized to each skip's resolution: ``nearest`` (official default) and
-    ``trilinear`` (official vox; over one frame it is bilinear with align_corners False) as the official code;
-    ``aligned`` (ours) is bilinear in the grid's own convention (align_corners True), which maps a coordinate grid
-    exactly, where the official modes are up to half a pixel off at the far border. Use it for new models."""
-
-
-@dataclass
-class DiscriminatorParams:
-    block_expansion: int = 64
-    num_blocks: int = 4
-    max_features: int = 512
-    scale_factor: float = 1.0
-    kp_embedding_params: MovementEmbeddingParams | None = None
-
-
-@dataclass
-class MonkeyNetConfig:
-    """The official ``model_params`` plus ``align_corners`` (ours): grid_sample's convention for every warp; True
-    is what the official code did (torch 0.4.1, before the option existed), so it is the default."""
-
-    common_params: CommonParams
-    kp_detector_params: KPDetectorParams
-    generator_params: GeneratorParams
-    discriminator_params: DiscriminatorParams = field(default_factory=DiscriminatorParams)
-    align_corners: bool = True
 
 
 # ---------------------------------------------------------------------------------------------------- keypoints
@@ -551,7 +439,7 @@ def build_discriminator(config: MonkeyNetConfig) -> Discriminator:
 
 def build_monkeynet(config: MonkeyNetConfig) -> tuple[KPDetector, MotionTransferGenerator, Discriminator]:
     """``(kp_detector, generator, discriminator)`` of ``config``; their state dicts match an official checkpoint's
-    after :mod:`motiontransfer.convert.monkeynet` drops the Conv3d time axis."""
+    after :mod:`motiontransfer.families.monkeynet.convert` drops the Conv3d time axis."""
     return build_kp_detector(config), build_generator(config), build_discriminator(config)
 
 

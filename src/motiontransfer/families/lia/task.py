@@ -18,16 +18,16 @@ import torch
 from torch import nn
 
 from motiontransfer.checkpoint import unwrap
-from motiontransfer.experiment import LIAExperiment, LIALossWeights
+from motiontransfer.engine.distributed import DistributedContext, wrap_module
+from motiontransfer.engine.optim import frozen_parameters, optimise
+from motiontransfer.engine.task import StepResult, pair_for_step
+from motiontransfer.families.lia.config import LIAExperiment, LIALossWeights
+from motiontransfer.families.lia.networks import Generator, build_discriminator, to_signed
 from motiontransfer.losses import (
     PerceptualPyramidLoss,
     nonsaturating_discriminator_loss,
     nonsaturating_generator_loss,
 )
-from motiontransfer.models.lia import Generator, build_discriminator, to_signed
-from motiontransfer.training.distributed import DistributedContext, wrap_module
-from motiontransfer.training.optim import frozen_parameters, optimise
-from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 

@@ -18,13 +18,12 @@ loads one to one. Sizes 64 to 1024; ``channel_multiplier`` as the official decod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from motiontransfer.families.lia.config import LIAConfig
 from motiontransfer.nn.stylegan2 import (
     DEFAULT_BLUR,
     ConstantInput,
@@ -39,55 +38,6 @@ from motiontransfer.nn.stylegan2 import (
 )
 from motiontransfer.ops.grid import make_coordinate_grid
 from motiontransfer.ops.warp import warp
-
-# --------------------------------------------------------------------------------------------------------- config
-
-
-@dataclass
-class LIAConfig:
-    """The official ``Generator`` arguments plus ours.
-
-    Attributes:
-        size: frame side (a power of two, 64 to 1024).
-        style_dim: latent size N (official 512; the dictionary is N x M).
-        motion_dim: dictionary size M (official 20).
-        channel_multiplier: the official decoder's multiplier of the 64 px and larger channel counts.
-        max_channels: (ours) cap on every channel count (official 512).
-        blur_kernel: the FIR taps of up- and down-sampling.
-        use_dictionary: (ours) False is the paper's "w/o dictionary" ablation: the MLP outputs w (N values)
-            directly instead of the magnitudes of M orthonormal directions.
-        align_corners: (ours) grid_sample's convention for the flow warps; False is what the official code runs
-            with (torch >= 1.3 default).
-    """
-
-    size: int = 256
-    style_dim: int = 512
-    motion_dim: int = 20
-    channel_multiplier: int = 1
-    max_channels: int = 512
-    blur_kernel: list[int] = field(default_factory=lambda: list(DEFAULT_BLUR))
-    use_dictionary: bool = True
-    align_corners: bool = False
-
-    def __post_init__(self) -> None:
-        if self.size < 64 or self.size > 1024 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two from 64 to 1024, got {self.size}")
-        for name in ("style_dim", "motion_dim", "channel_multiplier", "max_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-    def channels(self, resolution: int, multiplier: int | None = None) -> int:
-        """Channels at ``resolution`` px: 512 up to 32 px, then 256 m, 128 m, 64 m, 32 m, 16 m at 64 ... 1024 px
-        (m = ``multiplier``, default ``channel_multiplier``), capped at ``max_channels``."""
-        m = self.channel_multiplier if multiplier is None else multiplier
-        official = 512 if resolution <= 32 else (16384 * m) // resolution
-        return min(self.max_channels, official)
-
-    @property
-    def log_size(self) -> int:
-        """log2(size)."""
-        return int(math.log2(self.size))
-
 
 # -------------------------------------------------------------------------------------------------------- encoder
 

@@ -33,8 +33,20 @@ import torch
 from torch import nn
 
 from motiontransfer.checkpoint import unwrap
+from motiontransfer.engine.distributed import DistributedContext, wrap_module
+from motiontransfer.engine.optim import (
+    ADAM_BETAS,
+    frozen_parameters,
+    make_optimizers,
+    make_schedulers,
+    milestones_in_steps,
+    optimise,
+    step_seed,
+)
+from motiontransfer.engine.task import StepResult, pair_for_step
 from motiontransfer.errors import ConfigError
-from motiontransfer.experiment import FommExperiment, LossWeights, TrainParams, TransformParams
+from motiontransfer.families.fomm.config import FommExperiment, LossWeights, TrainParams, TransformParams
+from motiontransfer.families.fomm.networks import build_fomm
 from motiontransfer.losses import (
     PerceptualPyramidLoss,
     equivariance_jacobian_loss,
@@ -45,19 +57,7 @@ from motiontransfer.losses import (
     lsgan_generator_loss,
     pyramid_key,
 )
-from motiontransfer.models.fomm import build_fomm
 from motiontransfer.ops.transforms import RandomTPS
-from motiontransfer.training.distributed import DistributedContext, wrap_module
-from motiontransfer.training.optim import (
-    ADAM_BETAS,
-    frozen_parameters,
-    make_optimizers,
-    make_schedulers,
-    milestones_in_steps,
-    optimise,
-    step_seed,
-)
-from motiontransfer.training.trainer import StepResult, pair_for_step
 from motiontransfer.visualize import sample_grid
 
 __all__ = [
