@@ -23,6 +23,7 @@ STUDIES = yaml.safe_load((BENCHMARKS / "ablations.yaml").read_text())["studies"]
 VARIANTS = [(study, variant) for study in STUDIES for variant in study["variants"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("study", "variant"), VARIANTS, ids=[f"{s['name']}-{slug(v['name'])}" for s, v in VARIANTS])
 def test_every_variant_is_a_valid_config_that_builds(study: dict, variant: dict) -> None:
     config = apply_changes(load_yaml(resolve_config(study["base"])), variant.get("set", {}))

@@ -46,6 +46,7 @@ def test_diversity_and_error_by_hand() -> None:
         sample_diversity(a[None])
 
 
+@pytest.mark.slow
 def test_classifier_learns_puppet_actions(tmp_path: Path) -> None:
     model, losses = train_action_classifier("puppets", videos=90, frames=16, epochs=12, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0]

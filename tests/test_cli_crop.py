@@ -46,6 +46,7 @@ def run(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, st
     return code, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_crop_writes_one_clip_with_boxes(files: dict[str, Path], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["crop", files["carphone"], "--out", tmp_path / "data", "--size", "64", "--split", "train"],
@@ -62,6 +63,7 @@ def test_crop_writes_one_clip_with_boxes(files: dict[str, Path], tmp_path: Path,
         "carphone_pristine#000.json", "carphone_pristine#000.mp4"]
 
 
+@pytest.mark.slow
 def test_animate_with_crop_and_smoothing_keeps_the_photo_size(files: dict[str, Path], tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pasted.mp4"
@@ -91,6 +93,7 @@ def test_animate_with_crop_and_smoothing_keeps_the_photo_size(files: dict[str, P
     (["animate", "--source", "{astronaut}", "--driving", "{carphone}", "--crop", "hand"],
      "Invalid value for '--crop'"),
 ])
+@pytest.mark.slow
 def test_mistakes_are_one_line(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                args: list[str], message: str) -> None:
     args = [arg.format(**{key: str(value) for key, value in files.items()}) for arg in args]

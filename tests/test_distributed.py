@@ -43,6 +43,7 @@ def train_on_two_processes(config: Path, tmp_path: Path) -> tuple[Path, Path]:
     return report, run
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_path: Path) -> None:
     # generator_gan 1: the discriminator (spectral norm) is trained too and called twice per step under DDP,
     # the keypoint detector three times (source, driving, transformed driving).
@@ -71,6 +72,7 @@ def test_two_cpu_processes_train_identical_weights_and_rank0_writes_once(tmp_pat
             assert torch.equal(value, saved[name][key]), (name, key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["monkeynet", "lia"])
 def test_the_other_families_train_identically_on_two_processes(family: str, tmp_path: Path) -> None:
     import copy

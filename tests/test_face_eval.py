@@ -105,6 +105,7 @@ def carphone_track(evaluator: DlibFaceEvaluator, carphone: list[torch.Tensor]) -
     return evaluator.track(carphone)
 
 
+@pytest.mark.slow
 def test_landmarks_and_embeddings_of_a_real_face(evaluator: DlibFaceEvaluator, carphone: list[torch.Tensor],
                                                  carphone_track: FaceTrack) -> None:
     assert carphone_track.detected.all(), "dlib finds the face in every carphone frame (after upsampling)"
@@ -147,6 +148,7 @@ def test_aed_same_person_is_well_below_another_person(evaluator: DlibFaceEvaluat
     assert same < 0.5 * other
 
 
+@pytest.mark.slow
 def test_mkr_counts_a_frame_whose_face_was_painted_over(evaluator: DlibFaceEvaluator, carphone: list[torch.Tensor],
                                                         carphone_track: FaceTrack) -> None:
     from motiontransfer.evaluation.faces import face_video_metrics

@@ -116,6 +116,7 @@ KINDS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], Any]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_damaged_files_read_or_raise_a_user_error(kind: str, tmp_path: Path) -> None:
     make, read = KINDS[kind]

@@ -318,6 +318,7 @@ def test_bundled_configs_load_and_an_unknown_key_is_an_error() -> None:
         experiment_from_dict(config)
 
 
+@pytest.mark.slow
 def test_train_stages_predict_and_animate_commands(tmp_path: Path) -> None:
     import yaml
 

@@ -203,6 +203,7 @@ def test_official_checkpoint_round_trip_with_its_argparse_namespace(tmp_path: Pa
 # -------------------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_a_short_run_lowers_the_reconstruction_loss() -> None:
     experiment = tiny()
     torch.manual_seed(0)

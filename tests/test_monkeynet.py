@@ -339,6 +339,7 @@ def test_official_configs_load_and_names_are_unique_across_families() -> None:
 # ------------------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_a_short_run_lowers_the_reconstruction_loss() -> None:
     experiment = tiny()
     torch.manual_seed(0)

@@ -26,6 +26,7 @@ def test_bundled_models_fit_the_size_budget_and_store_float16() -> None:
         assert metadata["config"]["model_params"]["common_params"]["num_kp"] >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
 def test_bundled_model_moves_the_keypoints_of_held_out_identities(name: str) -> None:
     from motiontransfer.evaluation.runner import evaluate
@@ -47,6 +48,7 @@ def test_unknown_bundled_name_is_a_user_error() -> None:
         bundled_model_path("fomm-dragons")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["faces", "puppets"])
 def test_bundled_evaluators_are_accurate_on_held_out_identities(family: str) -> None:
     from motiontransfer.evaluation.actions import (

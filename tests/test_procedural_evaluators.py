@@ -56,11 +56,13 @@ def test_shapes_and_ranges() -> None:
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keypoint_regressor_learns() -> None:
     _, log = train_keypoint_regressor("faces", steps=80, batch_size=8, lr=3e-3, config=TINY_KP, log_every=20)
     assert len(log.losses) == 4 and log.losses[-1] < 0.8 * log.losses[0]
 
 
+@pytest.mark.slow
 def test_identity_embedder_learns() -> None:
     _, log = train_identity_embedder("faces", steps=80, batch_size=16, identities=8, clips_per_identity=2,
                                      lr=3e-3, config=TINY_ID, log_every=20)

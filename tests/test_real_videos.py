@@ -53,6 +53,7 @@ def face_detector() -> object:
     return FaceDetector()
 
 
+@pytest.mark.slow
 def test_crop_finds_and_tracks_the_face(carphone: Path, face_detector: object, tmp_path: Path) -> None:
     report = crop_video(carphone, tmp_path, size=64, min_frames=30)
     assert report.tracked.num_frames == 120
@@ -67,13 +68,15 @@ def test_crop_finds_and_tracks_the_face(carphone: Path, face_detector: object, t
         assert reader.info.num_frames == clip.num_frames
 
 
+@pytest.mark.slow
 def test_a_track_too_short_is_an_error(carphone: Path, face_detector: object, tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"carphone_pristine.mp4: the longest face track has 11\d frames, fewer "
-                                        r"than --min-frames 200; nothing was written"):
+                                        r"than min_frames 200; nothing was written"):
         crop_video(carphone, tmp_path / "out", min_frames=200)
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_animate_with_face_crop_pastes_into_the_photo(carphone: Path, astronaut: Path, face_detector: object,
                                                       tmp_path: Path) -> None:
     import motiontransfer as mt
@@ -100,6 +103,7 @@ def test_animate_with_face_crop_pastes_into_the_photo(carphone: Path, astronaut:
     assert info.fps == pytest.approx(fps)
 
 
+@pytest.mark.slow
 def test_no_face_in_the_source_or_the_driving_video(carphone: Path, face_detector: object, tmp_path: Path) -> None:
     from fomm_helpers import small_animator
 
@@ -112,6 +116,7 @@ def test_no_face_in_the_source_or_the_driving_video(carphone: Path, face_detecto
         next(animate_cropped(small_animator(), astronaut, empty))
 
 
+@pytest.mark.slow
 def test_smoothing_halves_the_jitter_of_real_landmarks_without_lag(carphone: Path, face_detector: object) -> None:
     """The dlib 68 landmarks of every carphone frame where a face is found (the first 118), smoothed by the
     filter behind ``--smooth`` (a centred Gaussian of sigma 1 frame; the pipeline applies it to the model's motion,

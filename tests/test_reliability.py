@@ -32,6 +32,7 @@ def _outcome(case: Case, outcomes: dict[str, Outcome]) -> Outcome:
     return outcomes[case.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_each_case_exits_with_its_code_and_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
     outcome = _outcome(case, outcomes)

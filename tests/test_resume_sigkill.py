@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from motiontransfer.checkpoint import load_model_file
 from motiontransfer.training.checkpoints import load_training_state, read_latest
 from training_helpers import PYTHON, subprocess_env, write_tiny_config
@@ -79,6 +81,7 @@ def _kill_after_checkpoint(process: subprocess.Popen[str], run: Path, min_step: 
     assert process.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpointing_then_resume_finishes(tmp_path: Path) -> None:
     rng = random.Random()
     config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=TOTAL_STEPS, checkpoint_every=1, sample_every=1000,

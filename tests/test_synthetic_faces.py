@@ -295,6 +295,7 @@ def _features(kp: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(spreads) + 1e-4)
 
 
+@pytest.mark.slow
 def test_actions_are_distinguishable_by_their_keypoint_trajectories() -> None:
     def dataset(seeds: range) -> tuple[np.ndarray, np.ndarray]:
         features, labels = [], []

@@ -158,6 +158,7 @@ def _features(kp: np.ndarray) -> np.ndarray:
     return np.mean(rows, axis=0)
 
 
+@pytest.mark.slow
 def test_actions_are_distinguishable_by_their_keypoint_trajectories() -> None:
     def dataset(seeds: range) -> tuple[np.ndarray, np.ndarray]:
         features, labels = [], []

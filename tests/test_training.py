@@ -63,6 +63,7 @@ def _generator_output(task: FommTask, batch: dict[str, torch.Tensor]):  # type: 
 # ------------------------------------------------------------------------------------------------ training step
 
 
+@pytest.mark.slow
 def test_fifty_steps_lower_the_reconstruction_loss() -> None:
     task = _task(batch_size=4, num_repeats=8)
     dataset = open_training_data(TINY_DATA, 32, num_repeats=8)
@@ -265,6 +266,7 @@ def test_resume_restores_the_saved_state_and_continues_the_step_count(trained_ru
     assert int(state["optimizers"]["generator"]["state"][0]["step"]) == 8
 
 
+@pytest.mark.slow
 def test_resumed_training_matches_uninterrupted_training(tmp_path: Path) -> None:
     straight = train(tiny_experiment(max_steps=5, checkpoint_every=3), out_dir=tmp_path / "a", progress=False)
     train(tiny_experiment(max_steps=3, checkpoint_every=3), out_dir=tmp_path / "b", progress=False)
@@ -343,6 +345,7 @@ def test_train_command_user_errors_exit_2(args: list[str], message: str, tmp_pat
 
 @pytest.mark.parametrize("name", ["synthetic-faces-64", "synthetic-puppets-64", "synthetic-faces-128",
                                   "synthetic-puppets-128"])
+@pytest.mark.slow
 def test_bundled_cpu_configs_take_a_training_step(name: str) -> None:
     from motiontransfer.experiment import load_experiment
 
