@@ -602,6 +602,29 @@ def _report_training(result: Any) -> None:
         typer.echo(f"{result.run_dir}: already trained for {result.step} steps")
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 opens the page to the network, without "
+                                           "a login.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    models: Annotated[Path | None, typer.Option(help="Folder whose .mt model files are offered next to the "
+                                                     "bundled models.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload (source or driving), in MB.")] = 50.0,
+    max_seconds: Annotated[float, typer.Option(help="Longest driving video, in seconds.")] = 30.0,
+    keep_minutes: Annotated[float, typer.Option(help="How long uploads and results stay downloadable.")] = 60.0,
+    queue_size: Annotated[int, typer.Option(help="Jobs that may wait; more are turned away.")] = 20,
+    device: DeviceOption = None,
+) -> None:
+    """Serve the web page (the web extra): animate an uploaded or sample image with an uploaded, recorded or sample
+    driving video, with the options of 'animate', in the browser; jobs run one at a time. Ctrl-C stops it and
+    removes every file it wrote. See docs/web.md."""
+    from motiontransfer.web import Limits, ServeOptions
+    from motiontransfer.web import serve as serve_page
+
+    serve_page(ServeOptions(host=host, port=port, models=models, limits=Limits(max_upload_mb, max_seconds),
+                            device=device, keep_minutes=keep_minutes, queue_size=queue_size))
+
+
 FLAGS: dict[str, str] = {
     "adapt_scale": "--adapt-scale", "action": "--action", "batch_size": "--batch-size", "best_frame": "--best-frame",
     "config": "--config", "crop": "--crop", "data": "--data", "device": "--device", "directions": "--direction",
