@@ -18,6 +18,9 @@ from reliability import CASES, DOC, Case, Outcome, render, run_matrix, stale_row
 FAILURE_LINES = ("motiontransfer: error: ", "motiontransfer: interrupted", "motiontransfer: terminated")
 
 
+pytestmark = pytest.mark.slow  # every test here reads the outcomes of the whole matrix (12 s under load)
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     """Every case that can run here, run once for the module (the signal and mount cases in child processes)."""
@@ -32,7 +35,6 @@ def _outcome(case: Case, outcomes: dict[str, Outcome]) -> Outcome:
     return outcomes[case.name]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_each_case_exits_with_its_code_and_one_line(case: Case, outcomes: dict[str, Outcome]) -> None:
     outcome = _outcome(case, outcomes)
