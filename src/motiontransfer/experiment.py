@@ -27,7 +27,6 @@ import motiontransfer.families  # noqa: F401  (registers the built-in families)
 from motiontransfer.checkpoint import ModelFile
 from motiontransfer.config import from_dict, load_yaml
 from motiontransfer.errors import ConfigError, InputFileError, UserError
-from motiontransfer.families.fomm.config import FommExperiment  # noqa: F401  (for benchmarks/fomm_synthetic.py)
 from motiontransfer.models.base import AnimationModel
 from motiontransfer.params import Experiment, warn_unused_keys
 from motiontransfer.registry import family, family_names, recognize
