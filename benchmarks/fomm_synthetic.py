@@ -50,9 +50,11 @@ from motiontransfer.evaluation.metrics import l1_error, psnr
 from motiontransfer.evaluation.runner import evaluate
 from motiontransfer.experiment import load_experiment
 from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.fileio import atomic_write_text
 from motiontransfer.inference import pipeline
 from motiontransfer.pretrained import BUNDLED_MODELS, weights_dir
 from motiontransfer.training import train_to_steps
+from motiontransfer.training.checkpoints import read_latest
 from motiontransfer.video.io import VideoReader, VideoWriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +222,12 @@ def schedule(result: dict) -> str:
     return f" ({result['epochs']} epochs, lr / 10 at epochs {milestones})"
 
 
+def of_schedule(result: dict) -> str:
+    """`` of 8000`` for a result scored before the end of its schedule, else ''."""
+    planned = result.get("schedule_steps")
+    return f" of {planned}" if planned is not None and result["steps"] < planned else ""
+
+
 def recipe_lines(results: dict[str, dict]) -> list[str]:
     """What the configs are: parameter counts (when recorded) and the options of ours they use."""
     counts = [f"{family} {r['parameters']['kp_detector'] / 1e6:.2f}M + {r['parameters']['generator'] / 1e6:.2f}M"
@@ -304,7 +312,7 @@ def markdown(results: dict[str, dict], settings: dict) -> str:
             warp = f"{s['warp_l1']:.4f}" if "warp_l1" in s else "-"
             lines.append(f"| {family} | {task} | {s['l1']:.4f} | {s['copy_l1']:.4f} | {100 * gain:.0f}% | {warp} | "
                          f"{s['psnr']:.2f} | {s['copy_psnr']:.2f} |")
-    budget = ", ".join(f"{f}: {r['steps']} steps{schedule(r)} in {r['train_minutes']:.0f} min"
+    budget = ", ".join(f"{f}: {r['steps']}{of_schedule(r)} steps{schedule(r)} in {r['train_minutes']:.0f} min"
                        for f, r in results.items())
     lines += ["", f"Budget: {budget} (batch 8, 64x64, {settings['machine']}, torch {settings['torch']}).",
               f"Evaluation: {settings['eval_videos']} held-out test videos of {settings['frames']} frames per set "
@@ -343,10 +351,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=["faces", "puppets"], choices=["faces", "puppets"])
     parser.add_argument("--steps", type=int, default=None,
-                        help="training steps per family (the budget) [default: the schedule's epochs; the configs' "
-                             "15 epochs of 100 steps]")
+                        help="training steps per family (the budget) [default: the whole schedule, the config's "
+                             "epochs of 100 steps]; a run already past it is scored at its latest checkpoint")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="train this many epochs, lr / 10 at 60%% and 90%% of them [default: the config's 15]")
+                        help="train this many epochs, lr / 10 at 60%% and 90%% of them [default: the config's]")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "fomm-synthetic", help="run folders")
     parser.add_argument("--eval-videos", type=int, default=24, help="held-out test videos per family")
     parser.add_argument("--frames", type=int, default=64, help="frames per test video")
@@ -363,6 +371,8 @@ def main() -> None:
             experiment = with_epochs(experiment, args.epochs)
         steps = args.steps or experiment.train_params.num_epochs * steps_per_epoch(experiment)
         model_path = train_to_steps(experiment, args.runs / family, steps)
+        record = read_latest(args.runs / family)
+        assert record is not None
         model = load(model_path, device="cpu")
         spec = ProceduralSpec(family, size=model.size, videos=args.eval_videos, frames=args.frames, split="test")
         test = ProceduralSource(spec)
@@ -370,7 +380,8 @@ def main() -> None:
         results[family] = {
             "parameters": {name: sum(p.numel() for p in getattr(networks, name).parameters())
                            for name in INFERENCE_NETWORKS},
-            "steps": steps,
+            "steps": record.step,
+            "schedule_steps": experiment.train_params.num_epochs * steps_per_epoch(experiment),
             "epochs": experiment.train_params.num_epochs,
             "epoch_milestones": list(experiment.train_params.epoch_milestones),
             "train_minutes": logged_training_minutes(args.runs / family),
@@ -392,9 +403,9 @@ def main() -> None:
     table = markdown(results, settings)
     print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    atomic_write_text(args.json, json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     if args.markdown is not None:
-        args.markdown.write_text(table)
+        atomic_write_text(args.markdown, table)
 
 
 if __name__ == "__main__":

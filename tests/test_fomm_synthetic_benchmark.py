@@ -124,7 +124,7 @@ def test_results_page_checks_every_goal_from_the_evaluation_scores() -> None:
     good = {"l1": 0.011, "copy_l1": 0.02, "psnr": 30.0, "copy_psnr": 28.0, "akd": 0.5, "copy_akd": 1.5}
     weak = {**good, "l1": 0.015, "akd": 2.0}
     results = {"puppets": {
-        "steps": 10, "train_minutes": 1.0, "reconstruction": task, "transfer": task,
+        "steps": 1200, "schedule_steps": 8000, "train_minutes": 1.0, "reconstruction": task, "transfer": task,
         "keypoint_spread_px": 5.0, "ground_truth_spread_px": 11.0, "self_reconstruction_l1": 0.004,
         "parameters": {"kp_detector": 1_090_000, "generator": 1_500_000},
         "evaluate": {"default": {"reconstruction": {**good, "frame0_l1": 0.001}, "cross": weak},
@@ -138,6 +138,7 @@ def test_results_page_checks_every_goal_from_the_evaluation_scores() -> None:
     assert "* met: puppets: frame 0 L1 0.0010 (goal below 0.008)" in page
     assert "* **not met**: puppets: keypoint spread 5.0 px, 45% of the ground truth's 11.0 px (goal 50%)" in page
     assert "ground-truth keypoints: puppets 11.0 px" in page
+    assert "puppets: 1200 of 8000 steps in 1 min" in page
 
 
 def test_ground_truth_spread_is_the_mean_distance_from_the_centroid_of_visible_keypoints() -> None:
