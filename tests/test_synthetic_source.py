@@ -154,3 +154,10 @@ def test_test_split_takes_the_model_size_unless_the_spec_sets_one_and_frames_bec
     tensor = frame.tensor()
     assert tensor.shape == (3, 24, 24) and tensor.dtype == torch.float32
     assert np.array_equal(tensor.permute(1, 2, 0).numpy(), frame.image)
+
+
+@pytest.mark.parametrize("size", [8, 1025, 100000])
+def test_frame_sizes_outside_16_to_1024_are_refused_before_any_rendering(size: int) -> None:
+    with pytest.raises(UserError, match="between 16 and 1024"):
+        ProceduralSpec.parse(f"procedural:faces:size={size}")
+    assert ProceduralSpec.parse("procedural:faces:size=1024").size == 1024

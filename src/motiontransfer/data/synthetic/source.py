@@ -32,6 +32,8 @@ MOTIONS: dict[str, tuple[str, ...]] = {
     "shapes": ("default",),
 }
 """The motion settings each family offers (the spec's ``motion`` key); ``default`` is the original data."""
+MAX_FRAME_SIZE = 1024
+"""The largest frame side a procedural source renders (frames are drawn in memory at float precision)."""
 _SPLIT_KEYS = {"train": 0, "test": 1}
 _TEXT_KEYS = ("split", "motion")
 Split = Literal["train", "test"]
@@ -77,8 +79,9 @@ class ProceduralSpec:
         for key in ("size", "videos", "frames", "clips_per_identity"):
             if getattr(self, key) < 1:
                 raise UserError(f"procedural data: {key} must be a positive integer, got {getattr(self, key)}")
-        if self.size < 16:
-            raise UserError(f"procedural data: size must be at least 16 pixels, got {self.size}")
+        if not 16 <= self.size <= MAX_FRAME_SIZE:
+            raise UserError(f"procedural data: size must be between 16 and {MAX_FRAME_SIZE} pixels, got {self.size} "
+                            "(frames are drawn in memory at float precision)")
         if self.split not in _SPLIT_KEYS:
             raise UserError(f"procedural data: split must be train or test, got {self.split!r}")
         if self.motion not in MOTIONS[self.family]:

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from motiontransfer.data.synthetic.base import RenderedFrame
-from motiontransfer.data.synthetic.source import ProceduralSource, ProceduralSpec
+from motiontransfer.data.synthetic.source import MAX_FRAME_SIZE, ProceduralSource, ProceduralSpec
 from motiontransfer.errors import ArgumentError, OutputFileError, Term
 from motiontransfer.fileio import atomic_output, atomic_write_text, describe_kind, not_a_folder
 from motiontransfer.video.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoWriter, write_image
@@ -37,8 +37,6 @@ from motiontransfer.visualize import draw_keypoints, image_grid
 
 VideoFormat = Literal["mp4", "png"]
 SPLITS = ("train", "test")
-MAX_FRAME_SIZE = 1024
-"""The largest frame side :func:`write_dataset` renders (frames are drawn in memory at float precision)."""
 
 
 def write_video_with_sidecar(source: ProceduralSource, index: int, folder: Path, video_format: VideoFormat,
