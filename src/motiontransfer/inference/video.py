@@ -58,14 +58,26 @@ def animate_video(model: AnimationModel, source: str | Path, driving: str | Path
             batch_size=batch_size, landmarks=landmarks, smooth=smooth)
         if progress is not None:
             items = progress(items, info.num_frames)
-        with contextlib.ExitStack() as outputs:
-            writer = outputs.enter_context(VideoWriter(out, fps=fps, audio_from=audio))
-            viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
-                   if visualize else None)
-            for item in items:
-                writer.write(item["prediction"])
-                if viz is not None:
-                    viz.write(animation_grid(item))
+        return write_animation(items, out, fps=fps, audio=audio, visualize=visualize)
+
+
+def write_animation(items: Iterable[dict[str, Any]], out: str | Path, *, fps: float, audio: Path | None,
+                    visualize: bool, frame_key: str = "prediction") -> list[Path]:
+    """Write a stream of animation items: their ``frame_key`` frames ((3, H, W) in [0, 1]) to ``out`` and, with
+    ``visualize``, their :func:`~motiontransfer.visualize.animation_grid` to :func:`visualization_path`, both at
+    ``fps`` and with the audio of the file ``audio`` (None: silent). Both files are written atomically.
+
+    Returns:
+        The paths written.
+    """
+    with contextlib.ExitStack() as outputs:
+        writer = outputs.enter_context(VideoWriter(out, fps=fps, audio_from=audio))
+        viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
+               if visualize else None)
+        for item in items:
+            writer.write(item[frame_key])
+            if viz is not None:
+                viz.write(animation_grid(item))
     return [writer.path] + ([viz.path] if viz is not None else [])
 
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,14 @@ from motiontransfer.errors import ArgumentError, Term, UserError
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.landmarks import get_landmarker
 from motiontransfer.inference.smoothing import MotionSmoother, as_motion_smoother
-from motiontransfer.inference.video import visualization_path
+from motiontransfer.inference.video import write_animation
 from motiontransfer.models.base import AnimationModel, TransferMode
 from motiontransfer.preprocess.boxes import PixelBox, crop_square, paste_back
 from motiontransfer.preprocess.crop import DEFAULT_FPS, Progress, TrackedVideo, track_frames
 from motiontransfer.preprocess.detect import Detector, check_kind, make_detector, subject_square
 from motiontransfer.preprocess.track import DEFAULT_BOX_SIGMA, track_boxes
 from motiontransfer.video.frames import as_frames, as_image, to_hwc
-from motiontransfer.video.io import VideoReader, VideoWriter, read_image, to_uint8_hwc
-from motiontransfer.visualize import animation_grid
+from motiontransfer.video.io import VideoReader, read_image, to_uint8_hwc
 
 CROP_CHOICES: tuple[str, ...] = ("none", "face", "body")
 DEFAULT_FEATHER = 0.1
@@ -212,12 +210,4 @@ def animate_video_cropped(model: AnimationModel, source: str | Path, driving: st
             source_name=str(source), driving_name=str(driving), fps=fps, progress=progress)
         if progress is not None:
             items = progress(items, reader.info.num_frames)
-        with contextlib.ExitStack() as outputs:
-            writer = outputs.enter_context(VideoWriter(out, fps=fps, audio_from=audio))
-            viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
-                   if visualize else None)
-            for item in items:
-                writer.write(item["frame"])
-                if viz is not None:
-                    viz.write(animation_grid(item))
-    return [writer.path] + ([viz.path] if viz is not None else [])
+        return write_animation(items, out, fps=fps, audio=audio, visualize=visualize, frame_key="frame")
