@@ -23,6 +23,7 @@ from motiontransfer.inference import pipeline
 from motiontransfer.models.base import AnimationModel, TransferMode, check_predictor, predict_from_motion
 from motiontransfer.ops.coordinates import normalized_to_pixels
 from motiontransfer.video.io import DEFAULT_FPS, VideoReader, VideoWriter, read_image, write_image
+from motiontransfer.video.threads import BackgroundWriter, Prefetching, prefetch
 from motiontransfer.visualize import animation_grid, draw_keypoints, image_grid
 
 Progress = Callable[[Iterable[dict[str, Any]], "int | None"], Iterable[dict[str, Any]]]
@@ -54,7 +55,7 @@ def animate_video(model: AnimationModel, source: str | Path, driving: str | Path
         fps = info.fps or DEFAULT_FPS
         audio = Path(driving) if info.has_audio else None
         items: Iterable[dict[str, Any]] = pipeline.animate(
-            model, source_image, reader, mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
+            model, source_image, Prefetching(reader), mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
             batch_size=batch_size, landmarks=landmarks, smooth=smooth)
         if progress is not None:
             items = progress(items, info.num_frames)
@@ -74,10 +75,16 @@ def write_animation(items: Iterable[dict[str, Any]], out: str | Path, *, fps: fl
         writer = outputs.enter_context(VideoWriter(out, fps=fps, audio_from=audio))
         viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
                if visualize else None)
-        for item in items:
+
+        def write(item: dict[str, Any]) -> None:
             writer.write(item[frame_key])
             if viz is not None:
                 viz.write(animation_grid(item))
+
+        # Encoding runs on its own thread, next to the model (entered last, so it stops before the files close).
+        background = outputs.enter_context(BackgroundWriter(write))
+        for item in items:
+            background.put(item)
     return [writer.path] + ([viz.path] if viz is not None else [])
 
 
@@ -113,7 +120,7 @@ def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | 
                   else None)
         total, count = 0.0, 0
         with writer if writer is not None else contextlib.nullcontext():
-            for item in pipeline.reconstruct(model, video.frames(), batch_size=batch_size):
+            for item in pipeline.reconstruct(model, prefetch(video.frames()), batch_size=batch_size):
                 total, count = total + item["l1"], count + 1
                 if writer is not None:
                     writer.write(item["prediction"])
