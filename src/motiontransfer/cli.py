@@ -451,6 +451,34 @@ def convert(
     typer.echo(f"wrote {out}: {family}; {networks}")
 
 
+@app.command("export")
+def export(
+    checkpoint: CheckpointOption,
+    out: Annotated[Path, typer.Option(help="Folder to write: one .onnx file per graph and manifest.json.")],
+    export_format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    config: ConfigOption = None,
+    family: FamilyOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous export in --out.")] = False,
+) -> None:
+    """Export a model's networks for runtimes without PyTorch (ONNX; FOMM), each checked in ONNX Runtime against
+    PyTorch. Needs the export extra. See docs/export.md."""
+    from motiontransfer.api import load
+    from motiontransfer.inference.onnx_export import FORMATS, check_output_folder, export_onnx, require_onnx
+
+    if export_format not in FORMATS:
+        raise UserError(f"--format {export_format}: unknown export format; available: {', '.join(FORMATS)}")
+    require_onnx()
+    _require_distinct({"--out": out}, {"--checkpoint": checkpoint, "--config": config})
+    check_output_folder(out, overwrite)
+    animator = load(checkpoint, config=config, device="cpu", family=family)
+    result = export_onnx(animator.model, out, overwrite=overwrite)
+    for check in result.checks:
+        typer.echo(f"{check.file}: onnxruntime matches PyTorch, max abs difference {check.max_abs_diff:.2g} "
+                   f"(batch {check.batch}, tolerance {check.tolerance:g})")
+    typer.echo(f"wrote {result.path}: {animator.family} at {animator.size} px, {len(result.checks)} ONNX graphs "
+               f"(opset {result.manifest['opset']}) and manifest.json")
+
+
 @app.command("train-predictor")
 def train_predictor(
     checkpoint: CheckpointOption,

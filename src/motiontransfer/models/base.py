@@ -24,7 +24,7 @@ Families are registered by name in :mod:`motiontransfer.registry`; a model file'
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -68,6 +68,30 @@ class SourceState:
     image: torch.Tensor
     motion: Any
     features: Any
+
+
+@dataclass(frozen=True)
+class ExportGraph:
+    """One network of a model (or a slice of one) as a graph a runtime can run on its own (ONNX): a module whose
+    ``forward`` takes tensors and returns a tuple of tensors, with the names of both and the axes of variable size.
+
+    Attributes:
+        name: the graph's name (the file stem: ``kp_detector``).
+        module: ``forward(*inputs) -> tuple of outputs``, in the order of the names; its networks are the model's.
+        make_inputs: ``(batch, generator) -> inputs``: plausible example inputs with ``batch`` as the size of every
+            dynamic axis, drawn from the torch random ``generator`` (used to trace the graph and to check it).
+        input_names, output_names: the tensors' names in the graph.
+        dynamic_axes: tensor name -> {axis: symbolic name} for the axes of variable size (the driving batch).
+        description: what the graph computes, for people using it.
+    """
+
+    name: str
+    module: nn.Module
+    make_inputs: Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]]
+    description: str
 
 
 class AnimationModel(nn.Module, ABC):
@@ -206,6 +230,17 @@ class AnimationModel(nn.Module, ABC):
     def build_optional_network(self, name: str) -> nn.Module:
         """A fresh network ``name`` of :attr:`optional_networks`, built from the experiment."""
         raise NotImplementedError(f"{type(self).__name__} lists no optional network {name!r}")
+
+    def export_graphs(self) -> tuple[ExportGraph, ...]:
+        """The model's networks as graphs a runtime can run without PyTorch (``motiontransfer export``; see
+        :mod:`motiontransfer.inference.onnx_export`): the source-side work as graphs of its own, so that a source is
+        encoded once, and the driving batch as a dynamic axis. The graphs use the model's networks (not copies).
+
+        Raises:
+            CapabilityError: the family does not describe its networks as exportable graphs.
+        """
+        raise CapabilityError(f"a {self.family} model cannot be exported to ONNX yet: its family does not describe "
+                              "its networks as exportable graphs")
 
     # ------------------------------------------------------------------------------------------ model files
 

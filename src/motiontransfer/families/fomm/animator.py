@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from motiontransfer.families.fomm.config import FommExperiment
+from motiontransfer.families.fomm.export import export_graphs
 from motiontransfer.families.fomm.networks import OcclusionAwareGenerator, build_generator, build_kp_detector
-from motiontransfer.models.base import AnimationModel, SourceState
+from motiontransfer.models.base import AnimationModel, ExportGraph, SourceState
 from motiontransfer.models.keypoint_detector import KPDetector
 from motiontransfer.ops.keypoints import relative_jacobians, relative_keypoints
 
@@ -129,3 +130,8 @@ class FOMMAnimator(AnimationModel):
     def motion_keypoints(self, motion: KeypointMotion) -> torch.Tensor:
         """(B, K, 2) keypoints in [-1, 1]."""
         return motion.value
+
+    def export_graphs(self) -> tuple[ExportGraph, ...]:
+        """The keypoint detector, the source encoder and the renderer (source side cached) as graphs; see
+        :mod:`motiontransfer.families.fomm.export`."""
+        return export_graphs(self.kp_detector, self.generator, self.size)
