@@ -118,7 +118,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = [line for line in readme.splitlines() if line.endswith("python -m pytest")]
     assert len(commands) == 1, commands
-    assert "apt-get install -y chromium" in commands[0] and ".[dev,eval,web]" in commands[0]
+    assert "apt-get install -y chromium" in commands[0] and ".[dev,eval,web,export]" in commands[0]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert ci[-1] == commands[0]
 

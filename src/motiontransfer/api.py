@@ -17,19 +17,20 @@ CPU, unless ``device`` says otherwise.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from motiontransfer.checkpoint import is_model_file, load_model_file, save_model_file
+from motiontransfer.checkpoint import ModelFile, is_model_file, load_model_file, save_model_file
 from motiontransfer.convert.official import convert_official
 from motiontransfer.errors import InputFileError, UserError
 from motiontransfer.experiment import load_experiment, model_from_file
 from motiontransfer.inference import pipeline
 from motiontransfer.inference.landmarks import get_landmarker
+from motiontransfer.inference.runtime import check_precision, default_accelerate, prepare_model
 from motiontransfer.inference.smoothing import as_motion_smoother
 from motiontransfer.models.base import AnimationModel, TransferMode
 from motiontransfer.preprocess.animate import animate_cropped, check_crop
@@ -57,7 +58,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def load(checkpoint: str | Path, config: Any = None, device: str | torch.device | None = None,
-         family: str | None = None) -> Animator:
+         family: str | None = None, *, precision: str = "fp32", accelerate: bool | None = None) -> Animator:
     """Load a model for inference.
 
     Args:
@@ -69,6 +70,10 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
             ted.pt) share one architecture and default to ``lia-vox-256``. Not allowed with model files.
         device: ``cpu``, ``cuda``, ``cuda:1``, ...; None picks CUDA when available, else the CPU.
         family: the official checkpoint's family when no config is given (default: detected from the file).
+        precision: ``fp32``, or ``bf16`` to run the family's decoder stacks in bfloat16 (where the device supports
+            it natively; keypoints and motion stay float32). See :mod:`motiontransfer.inference.runtime`.
+        accelerate: the fast inference path (exact rewrites of the networks, channels-last); None: on the CPU
+            only. ``False`` (with ``fp32``) keeps the networks as trained, e.g. to train or save them.
 
     Returns:
         An :class:`Animator` in eval mode on the device.
@@ -77,9 +82,11 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
         UserError / InputFileError: missing or unreadable file, missing config for an official checkpoint, a config
             that does not match the weights (the message names the first mismatching keys), another family's
             checkpoint, or an unusable device.
+        CapabilityError: ``bf16`` on a device without native bfloat16.
     """
     path = Path(checkpoint)
     target = resolve_device(device)
+    check_precision(precision, target)
     if not path.exists() and is_bundled_name(checkpoint):
         path = bundled_model_path(str(checkpoint))
     if not path.exists():
@@ -88,22 +95,32 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
         if config is not None or family is not None:
             raise UserError(f"{path} is a motiontransfer model file, which carries its own config; "
                             f"do not pass a config or family ({config or family})")
-        model_file = load_model_file(path)
+
+        def read() -> ModelFile:
+            return load_model_file(path)
     else:
         experiment, name = _experiment(config) if config is not None else (None, None)
-        model_file = convert_official(path, experiment, name, family)
-    return Animator(model_from_file(model_file, device=target))
+
+        def read() -> ModelFile:
+            return convert_official(path, experiment, name, family)
+    model = model_from_file(read(), device=target)
+    fast = default_accelerate(target) if accelerate is None else accelerate
+    return Animator(prepare_model(model, check_precision(precision, target), fast), origin=read)
 
 
 class Animator:
     """A loaded model with a frames-in, frames-out interface (see :func:`load`).
 
     Attributes:
-        model: the family's :class:`~motiontransfer.models.base.AnimationModel` (for the pipeline primitives).
+        model: the family's :class:`~motiontransfer.models.base.AnimationModel` (for the pipeline primitives),
+            possibly prepared for fast inference (:mod:`motiontransfer.inference.runtime`).
+        origin: re-reads the weights as trained (used by :meth:`save` when ``model`` was prepared for inference),
+            or None.
     """
 
-    def __init__(self, model: AnimationModel) -> None:
+    def __init__(self, model: AnimationModel, origin: Callable[[], ModelFile] | None = None) -> None:
         self.model = model
+        self.origin = origin
 
     @property
     def family(self) -> str:
@@ -161,7 +178,10 @@ class Animator:
             yield to_hwc(item["prediction"])
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as a motiontransfer model file (atomically); returns the path."""
+        """Write the model as a motiontransfer model file (atomically); returns the path. A model prepared for fast
+        inference is saved from the weights it was loaded from (re-read, so they are not held twice in memory)."""
+        if self.model.inference_only is not None and self.origin is not None:
+            return save_model_file(path, self.origin())
         return save_model_file(path, self.model.to_model_file())
 
 

@@ -216,6 +216,19 @@ ConfigOption = Annotated[str | None, typer.Option(help="Config of an official ch
 FamilyOption = Annotated[str | None, typer.Option(help="Family of an official checkpoint given without --config "
                                                      "(lia) [default: detected from the file].")]
 BatchSizeOption = Annotated[int, typer.Option(help="Frames per forward pass.")]
+
+
+class PrecisionName(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOption = Annotated[PrecisionName, typer.Option(help="fp32, or bf16 for the decoder stacks (CPUs with "
+                                                             "AVX512-BF16 or AMX, recent GPUs; keypoints and motion "
+                                                             "stay fp32).")]
+EagerOption = Annotated[bool, typer.Option("--eager", help="Run the networks as trained, without the fast path "
+                                                           "(which is the default on the CPU and agrees with them "
+                                                           "to 1e-4).")]
 DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [default: cuda if available].")]
 
 
@@ -263,6 +276,8 @@ def animate(
                                                           "against keypoint jitter.")] = False,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = None,
+    precision: PrecisionOption = PrecisionName.fp32,
+    eager: EagerOption = False,
 ) -> None:
     """Animate a source image with the motion of a driving video."""
     from motiontransfer.api import load
@@ -275,7 +290,8 @@ def animate(
     _positive("--batch-size", batch_size)
     _require_distinct({"--out": out, "--visualize's output": visualization_path(out) if visualize else None},
                       {"--driving": driving, "--source": source, "--checkpoint": checkpoint, "--config": config})
-    animator = load(checkpoint, config=config, device=device, family=family)
+    animator = load(checkpoint, config=config, device=device, family=family, precision=precision.value,
+                    accelerate=False if eager else None)
     options: dict[str, Any] = {"mode": mode.value, "adapt_scale": adapt_scale, "best_frame": initial,
                                "batch_size": batch_size, "landmarks": get_landmarker(landmarks.value),
                                "visualize": visualize, "progress": _progress, "smooth": as_motion_smoother(smooth)}
@@ -332,6 +348,8 @@ def reconstruct(
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = None,
+    precision: PrecisionOption = PrecisionName.fp32,
+    eager: EagerOption = False,
 ) -> None:
     """Video reconstruction (the papers' proxy task): print per-video and mean L1."""
     from motiontransfer.api import load
@@ -343,7 +361,8 @@ def reconstruct(
     if out is not None:
         _require_folder_output("--out", out)
         _require_distinct({"--out": out}, _data_splits(data))
-    animator = load(checkpoint, config=config, device=device, family=family)
+    animator = load(checkpoint, config=config, device=device, family=family, precision=precision.value,
+                    accelerate=False if eager else None)
     total, frames = 0.0, 0
     for result in reconstruct_dataset(animator.model, data, out, num_videos=num_videos, batch_size=batch_size):
         total, frames = total + result.l1 * result.num_frames, frames + result.num_frames
@@ -382,6 +401,8 @@ def evaluate(
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
     batch_size: BatchSizeOption = 8,
     device: DeviceOption = None,
+    precision: PrecisionOption = PrecisionName.fp32,
+    eager: EagerOption = False,
     metrics_dir: Annotated[Path | None, typer.Option(help="Folder of the LPIPS / FID / FVD weight files "
                                                           "[default: $MOTIONTRANSFER_METRICS_DIR or "
                                                           "~/.cache/motiontransfer/metrics].")] = None,
@@ -405,7 +426,8 @@ def evaluate(
     if out is not None:
         _require_folder_output("--out", out)
         _require_distinct({"--out": out}, _data_splits(data))
-    animator = load(checkpoint, config=config, device=device, family=family)
+    animator = load(checkpoint, config=config, device=device, family=family, precision=precision.value,
+                    accelerate=False if eager else None)
     if protocol is ProtocolName.prediction:
         report = evaluate_prediction(animator.model, data, out, samples=_positive("--samples", samples),
                                      num_frames=_positive("--frames", frames, 2), num_videos=num_videos,
@@ -470,7 +492,7 @@ def export(
     require_onnx()
     _require_distinct({"--out": out}, {"--checkpoint": checkpoint, "--config": config})
     check_output_folder(out, overwrite)
-    animator = load(checkpoint, config=config, device="cpu", family=family)
+    animator = load(checkpoint, config=config, device="cpu", family=family, accelerate=False)
     result = export_onnx(animator.model, out, overwrite=overwrite)
     for check in result.checks:
         typer.echo(f"{check.file}: onnxruntime matches PyTorch, max abs difference {check.max_abs_diff:.2g} "
@@ -503,7 +525,7 @@ def train_predictor(
         _positive("--epochs", epochs)
     _require_distinct({"--out": out}, {"--checkpoint": checkpoint, "--config": config, "--data": data})
     _require_model_file_suffix("--out", out)
-    model = load(checkpoint, config=config, device=device, family=family).model
+    model = load(checkpoint, config=config, device=device, family=family, accelerate=False).model
     trainer = family_spec(model.family).predictor_trainer
     if trainer is None:
         raise UserError(f"{checkpoint} is a {model.family} model; its family has no separately trained predictor")
@@ -654,11 +676,13 @@ def serve(
 
 
 FLAGS: dict[str, str] = {
+    "accelerate=False": "--eager",
     "adapt_scale": "--adapt-scale", "action": "--action", "batch_size": "--batch-size", "best_frame": "--best-frame",
     "config": "--config", "crop": "--crop", "data": "--data", "device": "--device", "directions": "--direction",
     "frames": "--frames", "kind": "--kind", "landmarks": "--landmarks", "margin": "--margin",
     "min_frames": "--min-frames",
-    "num_frames": "--frames", "out_dir": "--out", "overwrite": "--overwrite", "resume": "--resume",
+    "num_frames": "--frames", "out_dir": "--out", "overwrite": "--overwrite", "precision": "--precision",
+    "resume": "--resume",
     "samples": "--samples", "size": "--size", "split": "--split", "stages": "--stage", "steps": "--steps",
     "video_format": "--format",
     "fit_keypoint_predictor": "`motiontransfer train-predictor --checkpoint MODEL --out MODEL-PREDICTOR.mt`",

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from motiontransfer.config import to_dict
-from motiontransfer.errors import ArgumentError, OutputFileError, Term, UserError
+from motiontransfer.errors import ArgumentError, CapabilityError, OutputFileError, Term, UserError
 from motiontransfer.fileio import atomic_output, describe_kind, not_a_folder
 from motiontransfer.models.base import AnimationModel, ExportGraph
 
@@ -147,6 +147,9 @@ def export_onnx(model: AnimationModel, out_dir: str | Path, *, overwrite: bool =
     onnx, onnxruntime = require_onnx()
     if opset < 16:
         raise UserError(f"ONNX export needs opset 16 or more (GridSample), got {opset}")
+    if model.inference_only is not None:
+        raise CapabilityError(f"this {model.family} model was prepared for inference ({model.inference_only}); "
+                              "export the networks as trained: load it with ", Term("accelerate=False"))
     graphs = model.export_graphs()
     out = check_output_folder(out_dir, overwrite)
     if model.device.type != "cpu":

@@ -110,6 +110,13 @@ class AnimationModel(nn.Module, ABC):
     optional_networks: ClassVar[tuple[str, ...]] = ()
     """Attribute names of networks trained separately (a motion predictor): stored when set (not None), loaded when
     the model file has them (built by :meth:`build_optional_network`)."""
+    reduced_precision_modules: ClassVar[tuple[str, ...]] = ()
+    """Dotted paths of the sub-networks that may run in bfloat16 (``precision="bf16"``, see
+    :mod:`motiontransfer.inference.runtime`): convolution stacks that make pixels, never the ones that make
+    keypoints, motion fields or masks. A path naming a ModuleList means each of its items."""
+    inference_only: str | None = None
+    """None for a model as trained; else how it was prepared for inference (``"fast fp32"``, ...), which changes
+    its networks' layout so that it cannot be saved or trained."""
     has_keypoints: ClassVar[bool] = True
     """Whether :meth:`motion_keypoints` gives points (False: (B, 0, 2)); without them there is no movement scale to
     adapt and no pose to match."""
@@ -271,11 +278,28 @@ class AnimationModel(nn.Module, ABC):
                 setattr(model, name, network)
         return model.to(device if device is not None else "cpu").eval()
 
+    def networks_present(self) -> list[str]:
+        """Attribute names of the :attr:`inference_networks` and of the :attr:`optional_networks` that are set."""
+        return [*self.inference_networks, *(n for n in self.optional_networks if getattr(self, n) is not None)]
+
+    def mark_inference_only(self, description: str) -> None:
+        """Record that the networks were rewritten for inference (``description``: how); see
+        :attr:`inference_only`."""
+        self.inference_only = description
+
     def to_model_file(self) -> ModelFile:
         """The :attr:`inference_networks`' weights (and the :attr:`optional_networks` that are set) with
-        ``metadata["config"]`` = the experiment as plain data."""
-        names = [*self.inference_networks, *(n for n in self.optional_networks if getattr(self, n) is not None)]
-        networks = state_dicts({name: getattr(self, name) for name in names})
+        ``metadata["config"]`` = the experiment as plain data.
+
+        Raises:
+            CapabilityError: a model prepared for inference (:attr:`inference_only`): load it again without the
+                fast path to save it.
+        """
+        if self.inference_only is not None:
+            raise CapabilityError(f"this {self.family} model was prepared for inference ({self.inference_only}) and "
+                                  "cannot be saved; load it again with ", Term("accelerate=False"),
+                                  " (and fp32) to save it")
+        networks = state_dicts({name: getattr(self, name) for name in self.networks_present()})
         return ModelFile(self.family, networks, {"config": to_dict(self.experiment)})
 
 

@@ -68,6 +68,7 @@ class FOMMAnimator(AnimationModel):
 
     family = "fomm"
     experiment_type = FommExperiment
+    reduced_precision_modules = ("generator.bottleneck", "generator.up_blocks", "generator.final")
 
     def __init__(self, experiment: FommExperiment, kp_detector: KPDetector | None = None,
                  generator: OcclusionAwareGenerator | None = None) -> None:

@@ -39,6 +39,7 @@ class KPVPAnimator(AnimationModel):
     family = "kpvp"
     experiment_type = KPVPExperiment
     inference_networks = ("kp_detector", "translator")
+    reduced_precision_modules = ("translator.residual", "translator.up_blocks", "translator.final")
     optional_networks = ("motion_generator",)
 
     def __init__(self, experiment: KPVPExperiment, motion_generator: MotionGenerator | None = None) -> None:

@@ -54,6 +54,7 @@ class LIAAnimator(AnimationModel):
     family = "lia"
     experiment_type = LIAExperiment
     inference_networks = ("generator",)
+    reduced_precision_modules = ("generator.dec.convs", "generator.dec.to_rgbs")
     has_keypoints = False
 
     def __init__(self, experiment: LIAExperiment, generator: Generator | None = None) -> None:

@@ -59,6 +59,7 @@ class MonkeyNetAnimator(AnimationModel):
 
     family = "monkeynet"
     experiment_type = MonkeyNetExperiment
+    reduced_precision_modules = ("generator.video_decoder", "generator.refinement_module")
     optional_networks = ("predictor",)
 
     def __init__(self, experiment: MonkeyNetExperiment, kp_detector: KPDetector | None = None,
