@@ -26,7 +26,7 @@ import torch
 
 from motiontransfer.errors import ArgumentError, CapabilityError, Term
 from motiontransfer.models.base import AnimationModel
-from motiontransfer.nn.fast import accelerate_network
+from motiontransfer.nn.fast import FastOptions, accelerate_network
 from motiontransfer.nn.precision import wrap_precision_islands
 
 Precision = Literal["fp32", "bf16"]
@@ -81,10 +81,12 @@ def prepare_model(model: AnimationModel, precision: Precision = "fp32", accelera
     precision = check_precision(precision, model.device)
     if not accelerate and precision == "fp32":
         return model
+    # Winograd runs in float32 only (nn.fast), so in bf16 its transformed weights would be dead memory.
+    options = FastOptions(winograd=None, subpixel_winograd=None) if precision == "bf16" else FastOptions()
     for name in model.networks_present():
         network = getattr(model, name)
         if accelerate:
-            network = _channels_last(accelerate_network(network))
+            network = _channels_last(accelerate_network(network, options))
         setattr(model, name, network.eval())
     if precision == "bf16":
         wrap_precision_islands(model, model.reduced_precision_modules, torch.bfloat16)
