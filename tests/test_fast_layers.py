@@ -23,6 +23,7 @@ from motiontransfer.nn.fast import (
     WINOGRAD_F2_K2,
     WINOGRAD_F4,
     FastDownBlock2d,
+    FastEqualLinear,
     FastOptions,
     FastResBlock2d,
     FastSameBlock2d,
@@ -34,6 +35,7 @@ from motiontransfer.nn.fast import (
     winograd_conv2d,
     winograd_weight,
 )
+from motiontransfer.nn.stylegan2 import ConvLayer, EqualConv2d, EqualLinear
 from motiontransfer.pretrained import bundled_model_path
 
 EVERYWHERE = FastOptions(min_channels=1, max_channels=1 << 20, min_pixels=0, subpixel_max_weights=1 << 40)
@@ -311,13 +313,16 @@ def test_monkeynet_and_kpvp_predictions_match_eager() -> None:
     check_model(KPVPAnimator(load_experiment("kpvp-synthetic-puppets-64")).eval(), EVERYWHERE, channels_last=True)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_on_cuda_device_and_dtype_follow_the_inputs() -> None:
-    block = randomize_batch_norms(nn.Sequential(ResBlock2d(8), UpBlock2d(8, 4), DownBlock2d(4, 4))).cuda()
+def test_dtype_follows_the_network_and_the_inputs() -> None:
+    """A float64 network gives a float64 fast copy that matches it (the device follows the same way; no CUDA here)."""
+    block = randomize_batch_norms(nn.Sequential(ResBlock2d(8), UpBlock2d(8, 4), DownBlock2d(4, 4))).double()
     fast = accelerate_network(block, EVERYWHERE)
-    x = torch.randn(2, 8, 9, 7, device="cuda")
+    assert all(p.dtype == torch.float64 for p in fast.parameters())
+    x = torch.randn(2, 8, 9, 7, dtype=torch.float64)
     with torch.no_grad():
-        assert_close(fast(x), block(x), 1e-4)
+        out = fast(x)
+        assert out.dtype == torch.float64
+        assert_close(out, block.eval()(x), 1e-10)
 
 
 @pytest.mark.slow
@@ -325,3 +330,26 @@ def test_vox_256_two_frames_match_eager() -> None:
     """The full-size FOMM (random weights, random BatchNorm statistics), default options, channels-last."""
     torch.manual_seed(0)
     check_model(FOMMAnimator(load_experiment("vox-256")).eval(), None, channels_last=True)
+
+
+@pytest.mark.parametrize("activation", [None, "fused_lrelu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_equal_linear_is_prescaled_with_identical_numbers(activation, bias) -> None:
+    torch.manual_seed(0)
+    layer = EqualLinear(12, 7, bias=bias, bias_init=0.3, lr_mul=0.01, activation=activation)
+    fast = accelerate_network(layer)
+    assert isinstance(fast, FastEqualLinear)
+    x = torch.randn(5, 12)
+    with torch.no_grad():
+        assert torch.equal(fast(x), layer(x))
+
+
+@pytest.mark.parametrize("stride, padding, bias", [(1, 1, True), (2, 0, False)])
+def test_equal_conv_is_prescaled_with_identical_numbers(stride, padding, bias) -> None:
+    torch.manual_seed(0)
+    layer = nn.Sequential(ConvLayer(6, 8, 3, downsample=stride == 2, bias=bias, activate=bias))
+    fast = accelerate_network(layer)
+    assert not any(isinstance(module, EqualConv2d) for module in fast.modules())
+    x = torch.randn(2, 6, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(fast(x), layer(x))

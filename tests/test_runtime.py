@@ -136,9 +136,18 @@ def test_fast_fp32_path_agrees_with_eager_to_1e4_for_every_family(name):
     assert fast.inference_only == "fast fp32"
 
 
+BF16_FAMILIES = sorted(name for name in FAMILY_CONFIGS if family(name).model.reduced_precision_modules)
+
+
+def test_families_with_and_without_a_bf16_path():
+    assert BF16_FAMILIES == ["fomm", "kpvp", "monkeynet"]
+    with pytest.raises(CapabilityError, match=r"a lia model has no bfloat16 path .*; use precision fp32"):
+        prepare_model(_model("lia"), "bf16")
+
+
 @pytest.mark.slow
 @needs_bf16
-@pytest.mark.parametrize("name", sorted(FAMILY_CONFIGS))
+@pytest.mark.parametrize("name", BF16_FAMILIES)
 def test_bf16_path_keeps_motion_in_fp32_and_stays_close(name):
     eager = _model(name)
     fast = prepare_model(_fresh_copy(eager), "bf16", accelerate=True)

@@ -79,6 +79,9 @@ def prepare_model(model: AnimationModel, precision: Precision = "fp32", accelera
         ``model``; unchanged when ``precision="fp32"`` and ``accelerate=False``.
     """
     precision = check_precision(precision, model.device)
+    if precision == "bf16" and not model.reduced_precision_modules:
+        raise CapabilityError(f"a {model.family} model has no bfloat16 path (its decoder loses too much in bf16); "
+                              "use ", Term("precision"), " fp32")
     if not accelerate and precision == "fp32":
         return model
     # Winograd runs in float32 only (nn.fast), so in bf16 its transformed weights would be dead memory.
@@ -86,7 +89,9 @@ def prepare_model(model: AnimationModel, precision: Precision = "fp32", accelera
     for name in model.networks_present():
         network = getattr(model, name)
         if accelerate:
-            network = _channels_last(accelerate_network(network, options))
+            network = accelerate_network(network, options)
+            if model.channels_last_inference:
+                network = _channels_last(network)
         setattr(model, name, network.eval())
     if precision == "bf16":
         wrap_precision_islands(model, model.reduced_precision_modules, torch.bfloat16)

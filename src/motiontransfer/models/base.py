@@ -114,6 +114,9 @@ class AnimationModel(nn.Module, ABC):
     """Dotted paths of the sub-networks that may run in bfloat16 (``precision="bf16"``, see
     :mod:`motiontransfer.inference.runtime`): convolution stacks that make pixels, never the ones that make
     keypoints, motion fields or masks. A path naming a ModuleList means each of its items."""
+    channels_last_inference: ClassVar[bool] = True
+    """Whether the fast path stores the networks channels-last (the layout oneDNN's convolutions are fastest with);
+    a family whose kernels lose accuracy or speed that way says False."""
     inference_only: str | None = None
     """None for a model as trained; else how it was prepared for inference (``"fast fp32"``, ...), which changes
     its networks' layout so that it cannot be saved or trained."""

@@ -20,6 +20,10 @@ function with fewer operations (:class:`FastOptions` says which):
   blocks use F(2x2, 2x2) (integer transforms, 1.78x). Winograd runs on float32 CPU tensors only: in bfloat16 its
   extra roundings cost accuracy (the direct convolution runs instead).
 
+StyleGAN2's equalised-learning-rate layers (:class:`~motiontransfer.nn.stylegan2.EqualConv2d`,
+:class:`~motiontransfer.nn.stylegan2.EqualLinear`, used by LIA) scale their weights at every call; their fast
+versions do it once, which gives the same numbers bit for bit.
+
 The fast blocks are for inference only: their weights are derived once from the eval-mode statistics, they refuse
 to run in training mode or on inputs that require gradients (call them under :func:`torch.no_grad` or
 :func:`torch.inference_mode`), and they have no trained layout (their state dicts do not load into the originals).
@@ -38,12 +42,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from motiontransfer.nn.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from motiontransfer.nn.stylegan2 import EqualConv2d, EqualLinear, fused_leaky_relu
 
 __all__ = [
     "WINOGRAD_F2",
     "WINOGRAD_F2_K2",
     "WINOGRAD_F4",
     "FastDownBlock2d",
+    "FastEqualLinear",
     "FastOptions",
     "FastResBlock2d",
     "FastSameBlock2d",
@@ -595,6 +601,39 @@ class FastResBlock2d(nn.Module):
         return self.conv2(out, residual=x)
 
 
+# ------------------------------------------------------------------------------------------ equalised-lr layers
+
+
+class FastEqualLinear(nn.Module):
+    """:class:`~motiontransfer.nn.stylegan2.EqualLinear` with its run-time weight and bias scaling done once (the
+    same products, so the same numbers): ``linear(x, W * scale) + b * lr_mul``, optionally through
+    :func:`~motiontransfer.nn.stylegan2.fused_leaky_relu`.
+
+    Shapes: (B, in_dim) -> (B, out_dim).
+    """
+
+    def __init__(self, layer: EqualLinear) -> None:
+        super().__init__()
+        self.weight = _param(layer.weight * layer.scale, layer.weight)
+        self.bias = None if layer.bias is None else _param(layer.bias * layer.lr_mul, layer.weight)
+        self.activation = layer.activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> (B, out_dim)."""
+        if self.activation:
+            out = F.linear(x, self.weight)
+            return fused_leaky_relu(out, self.bias if self.bias is not None else out.new_zeros(out.shape[-1]))
+        return F.linear(x, self.weight, bias=self.bias)
+
+
+def _fast_equal_conv(conv: EqualConv2d) -> FixedConv2d:
+    """:class:`~motiontransfer.nn.stylegan2.EqualConv2d` as a :class:`FixedConv2d` with the weight scaled once
+    (the same product as at run time; a missing bias becomes zeros, which adds exactly nothing)."""
+    weight = conv.weight * conv.scale
+    bias = conv.bias if conv.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
+    return FixedConv2d(weight, bias, conv.weight, stride=_pair(conv.stride), padding=_pair(conv.padding))
+
+
 # --------------------------------------------------------------------------------------------------------- network
 
 
@@ -603,6 +642,10 @@ def _fast_block(block: nn.Module, options: FastOptions) -> nn.Module | None:
     BatchNorm without running statistics, which cannot be folded, or a convolution that is not a
     :func:`plain_conv`)."""
     kind = type(block)
+    if kind is EqualLinear:
+        return FastEqualLinear(block)
+    if kind is EqualConv2d:
+        return _fast_equal_conv(block)
     if kind is ResBlock2d:
         foldable = (foldable_batch_norm(block.norm1) and foldable_batch_norm(block.norm2)
                     and plain_conv(block.conv1) and plain_conv(block.conv2))
