@@ -138,7 +138,7 @@ class Animator:
         return self.model.device
 
     def animate(self, source: Any, driving: Any, mode: TransferMode = "relative", adapt_scale: bool = False,
-                best_frame: pipeline.BestFrame = None, *, batch_size: int = 8,
+                best_frame: pipeline.BestFrame = None, *, batch_size: int | None = None,
                 landmarks: str | pipeline.Landmarker = "model", smooth: bool | pipeline.MotionSmoother = False,
                 crop: str = "none") -> Iterator[np.ndarray]:
         """Animate ``source`` with the motion of ``driving``, streaming one output frame per driving frame.
@@ -171,7 +171,7 @@ class Animator:
         for item in items:
             yield to_hwc(item["prediction"])
 
-    def reconstruct(self, video: Any, *, batch_size: int = 8) -> Iterator[np.ndarray]:
+    def reconstruct(self, video: Any, *, batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Reconstruct ``video`` (any ``driving`` form of :meth:`animate`) from its first frame and the motion of
         each frame (absolute). Yields (size, size, 3) float32 numpy frames in [0, 1]."""
         for item in pipeline.reconstruct(self.model, as_frames(video, self.size), batch_size=batch_size):

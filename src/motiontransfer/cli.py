@@ -215,7 +215,8 @@ ConfigOption = Annotated[str | None, typer.Option(help="Config of an official ch
                                                      "(LIA checkpoints default to lia-vox-256).")]
 FamilyOption = Annotated[str | None, typer.Option(help="Family of an official checkpoint given without --config "
                                                      "(lia) [default: detected from the file].")]
-BatchSizeOption = Annotated[int, typer.Option(help="Frames per forward pass.")]
+BatchSizeOption = Annotated[int | None, typer.Option(help="Frames per forward pass [default: 1 on the CPU, where "
+                                                          "larger batches are no faster, 8 on GPUs].")]
 
 
 class PrecisionName(str, Enum):
@@ -274,7 +275,7 @@ def animate(
                                                 "source's size); none: whole frames.")] = CropName.none,
     smooth: Annotated[bool, typer.Option("--smooth", help="Smooth the driving motion over time (centred, no lag) "
                                                           "against keypoint jitter.")] = False,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = PrecisionName.fp32,
     eager: EagerOption = False,
@@ -287,7 +288,8 @@ def animate(
     from motiontransfer.preprocess.animate import animate_video_cropped
 
     initial = _best_frame(best_frame)
-    _positive("--batch-size", batch_size)
+    if batch_size is not None:
+        _positive("--batch-size", batch_size)
     _require_distinct({"--out": out, "--visualize's output": visualization_path(out) if visualize else None},
                       {"--driving": driving, "--source": source, "--checkpoint": checkpoint, "--config": config})
     animator = load(checkpoint, config=config, device=device, family=family, precision=precision.value,
@@ -346,7 +348,7 @@ def reconstruct(
     out: Annotated[Path | None, typer.Option(help="Folder for the reconstructed videos [default: none written].")]
     = None,
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = PrecisionName.fp32,
     eager: EagerOption = False,
@@ -357,7 +359,8 @@ def reconstruct(
 
     if num_videos is not None:
         _positive("--num-videos", num_videos)
-    _positive("--batch-size", batch_size)
+    if batch_size is not None:
+        _positive("--batch-size", batch_size)
     if out is not None:
         _require_folder_output("--out", out)
         _require_distinct({"--out": out}, _data_splits(data))
@@ -399,7 +402,7 @@ def evaluate(
     config: ConfigOption = None,
     family: FamilyOption = None,
     num_videos: Annotated[int | None, typer.Option(help="Only the first N test videos [default: all].")] = None,
-    batch_size: BatchSizeOption = 8,
+    batch_size: BatchSizeOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = PrecisionName.fp32,
     eager: EagerOption = False,
@@ -422,7 +425,8 @@ def evaluate(
     names = check_metrics([name.strip() for name in metrics.split(",") if name.strip()])
     if num_videos is not None:
         _positive("--num-videos", num_videos)
-    _positive("--batch-size", batch_size)
+    if batch_size is not None:
+        _positive("--batch-size", batch_size)
     if out is not None:
         _require_folder_output("--out", out)
         _require_distinct({"--out": out}, _data_splits(data))

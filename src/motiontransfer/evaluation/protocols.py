@@ -80,7 +80,7 @@ class IdentityEvaluator(Protocol):
 
 
 def protocol_frames(protocol: str, model: AnimationModel, data: str | Path, *, num_videos: int | None = None,
-                    batch_size: int = 8) -> Iterator[EvalFrame]:
+                    batch_size: int | None = None) -> Iterator[EvalFrame]:
     """The frames of ``protocol`` (``reconstruction`` or ``cross``) on the test split of ``data``.
 
     Raises:
@@ -94,7 +94,7 @@ def protocol_frames(protocol: str, model: AnimationModel, data: str | Path, *, n
 
 
 def reconstruction_frames(model: AnimationModel, data: str | Path, *, num_videos: int | None = None,
-                          batch_size: int = 8) -> Iterator[EvalFrame]:
+                          batch_size: int | None = None) -> Iterator[EvalFrame]:
     """Reconstruction protocol over the test videos of ``data`` (a folder or a ``procedural:`` spec)."""
     for video in split_test_videos(data, model.size, num_videos):
         for item in pipeline.reconstruct(model, video.frames(), batch_size=batch_size):
@@ -102,7 +102,7 @@ def reconstruction_frames(model: AnimationModel, data: str | Path, *, num_videos
 
 
 def cross_frames(model: AnimationModel, data: str | Path, *, num_videos: int | None = None,
-                 batch_size: int = 8) -> Iterator[EvalFrame]:
+                 batch_size: int | None = None) -> Iterator[EvalFrame]:
     """Cross-identity protocol: test video 2i's identity driven by test video 2i + 1 (relative motion), against
     the ground truth; ``num_videos`` counts videos used (two per pair)."""
     if not is_procedural(str(data)):

@@ -234,8 +234,9 @@ def default_evaluators(data: str | Path, names: Sequence[str], kind: str = "auto
 
 def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstruction",
              names: Sequence[str] = ("l1", "psnr", "ssim", "akd", "mkr", "aed"), out_dir: str | Path | None = None,
-             *, num_videos: int | None = None, batch_size: int = 8, keypoints: KeypointEvaluator | None = None,
-             identity: IdentityEvaluator | None = None, progress: Progress | None = None,
+             *, num_videos: int | None = None, batch_size: int | None = None,
+             keypoints: KeypointEvaluator | None = None, identity: IdentityEvaluator | None = None,
+             progress: Progress | None = None,
              sheet_size: int = 4, metrics_dir: str | Path | None = None, evaluator: str = "auto"
              ) -> EvaluationReport:
     """Run ``protocol`` of ``model`` on ``data`` and score it with ``names``.
@@ -273,14 +274,14 @@ def evaluate(model: AnimationModel, data: str | Path, protocol: str = "reconstru
     if "fd_identity" in names and identity is not None:
         frame_features["fd_identity"] = identity.embed
     set_features = _SetFeatures(frame_features, I3DFeatures.from_file(metrics_dir) if "fvd" in names else None,
-                                max(batch_size, 8))
+                                max(batch_size or 1, 8))
     extremes = _Extremes(sheet_size)
     frames: Iterable[EvalFrame] = set_features.watch(extremes.watch(
         protocol_frames(protocol, model, data, num_videos=num_videos, batch_size=batch_size)))
     if progress is not None:
         frames = progress(frames, None)
     frame_names = tuple(n for n in names if n not in SET_METRICS)
-    records = list(score_frames(frames, frame_names, keypoints, identity, batch_size=max(batch_size, 8),
+    records = list(score_frames(frames, frame_names, keypoints, identity, batch_size=max(batch_size or 1, 8),
                                 lpips=lpips))
     set_summary, set_skipped = set_features.scores()
     skipped.update(set_skipped)

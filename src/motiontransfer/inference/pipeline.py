@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from motiontransfer.errors import CapabilityError, Term, UserError
+from motiontransfer.inference.runtime import default_batch_size
 from motiontransfer.models.base import AnimationModel, SourceState, TransferMode, check_mode
 from motiontransfer.ops.keypoints import normalize_pose, pose_distance
 from motiontransfer.video.io import fit_frame
@@ -41,7 +42,7 @@ with filtered motion, in order (see :mod:`motiontransfer.inference.smoothing`)."
 
 def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: Iterable[torch.Tensor], *,
             mode: TransferMode = "relative", adapt_scale: bool = False, best_frame: BestFrame = None,
-            batch_size: int = 8, landmarks: Landmarker | None = None,
+            batch_size: int | None = None, landmarks: Landmarker | None = None,
             smooth: MotionSmoother | None = None) -> Iterator[dict[str, Any]]:
     """Animate ``source_image`` with the motion of ``driving_frames``, streaming.
 
@@ -56,7 +57,8 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
         adapt_scale: scale relative movements by the ratio of the keypoints' convex-hull sizes.
         best_frame: the initial driving frame: None for frame 0, an index, or ``"auto"`` for the frame whose
             normalised pose best matches the source's (see the module docstring).
-        batch_size: driving frames rendered per forward pass.
+        batch_size: driving frames rendered per forward pass; None: the device's default
+            (:func:`~motiontransfer.inference.runtime.default_batch_size`: 1 on the CPU, 8 on GPUs).
         landmarks: pose detector for ``best_frame="auto"`` (e.g.
             :func:`~motiontransfer.inference.landmarks.dlib_face_landmarker`); default: the model's own keypoints.
         smooth: a temporal filter applied to the driving motion before transfer (e.g.
@@ -74,7 +76,7 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
             driving video, or a one-shot iterator where two passes are needed.
     """
     mode = check_mode(mode)
-    _check_batch_size(batch_size)
+    batch_size = _resolve_batch_size(batch_size, model)
     _check_best_frame(best_frame)
     state = _encode(model, source_image)
     frames = _fitted(driving_frames, model.size)
@@ -94,7 +96,7 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
 
 
 def reconstruct(model: AnimationModel, video_frames: Iterable[torch.Tensor], *,
-                batch_size: int = 8) -> Iterator[dict[str, Any]]:
+                batch_size: int | None = None) -> Iterator[dict[str, Any]]:
     """The papers' video-reconstruction proxy task: the first frame is the source and every frame of the same
     video drives it with its own, absolute motion (FOMM Sec. 4, as the official ``reconstruction.py``).
 
@@ -107,7 +109,7 @@ def reconstruct(model: AnimationModel, video_frames: Iterable[torch.Tensor], *,
         The items of :func:`animate` (absolute mode), plus ``l1``: the mean absolute difference between the
         prediction and the frame (a float).
     """
-    _check_batch_size(batch_size)
+    batch_size = _resolve_batch_size(batch_size, model)
     frames = _fitted(video_frames, model.size)
     first = _first_frame(frames)
     state = _encode(model, first)
@@ -121,7 +123,7 @@ def reconstruct(model: AnimationModel, video_frames: Iterable[torch.Tensor], *,
 
 
 def find_best_frame(model: AnimationModel, source_image: torch.Tensor, driving_frames: Iterable[torch.Tensor], *,
-                    batch_size: int = 8, landmarks: Landmarker | None = None) -> int:
+                    batch_size: int | None = None, landmarks: Landmarker | None = None) -> int:
     """Index of the driving frame whose pose best matches the source's (FOMM's ``find_best_frame``: poses
     centred and divided by the square root of their convex-hull area, smallest squared difference, first on ties).
 
@@ -131,6 +133,7 @@ def find_best_frame(model: AnimationModel, source_image: torch.Tensor, driving_f
         driving_frames: (3, H, W) frames, consumed once.
         batch_size, landmarks: as in :func:`animate`.
     """
+    batch_size = _resolve_batch_size(batch_size, model)
     state = _encode(model, source_image)
     index, _ = _search_best_frame(model, state, _fitted(driving_frames, model.size), batch_size, landmarks)
     return index
@@ -139,9 +142,14 @@ def find_best_frame(model: AnimationModel, source_image: torch.Tensor, driving_f
 # ------------------------------------------------------------------------------------------------- internals
 
 
-def _check_batch_size(batch_size: int) -> None:
+def _resolve_batch_size(batch_size: int | None, model: AnimationModel) -> int:
+    """``batch_size``, or the device's default (:func:`~motiontransfer.inference.runtime.default_batch_size`) for
+    None; UserError for anything but a positive integer."""
+    if batch_size is None:
+        return default_batch_size(model.device)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch size must be a positive integer, got {batch_size!r}")
+    return batch_size
 
 
 def _check_best_frame(best_frame: BestFrame) -> None:

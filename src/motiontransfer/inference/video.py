@@ -38,7 +38,7 @@ def visualization_path(out: str | Path) -> Path:
 
 def animate_video(model: AnimationModel, source: str | Path, driving: str | Path, out: str | Path, *,
                   mode: TransferMode = "relative", adapt_scale: bool = False, best_frame: pipeline.BestFrame = None,
-                  batch_size: int = 8, landmarks: pipeline.Landmarker | None = None, visualize: bool = False,
+                  batch_size: int | None = None, landmarks: pipeline.Landmarker | None = None, visualize: bool = False,
                   progress: Progress | None = None, smooth: pipeline.MotionSmoother | None = None) -> list[Path]:
     """Animate the image file ``source`` with the video ``driving`` and write ``out``.
 
@@ -99,7 +99,7 @@ class ReconstructionResult:
 
 
 def reconstruct_dataset(model: AnimationModel, data: str | Path, out_dir: str | Path | None = None, *,
-                        num_videos: int | None = None, batch_size: int = 8) -> Iterator[ReconstructionResult]:
+                        num_videos: int | None = None, batch_size: int | None = None) -> Iterator[ReconstructionResult]:
     """The video-reconstruction proxy task over a dataset's test split (FOMM Sec. 4; official
     ``reconstruction.py``): each video is rebuilt from its first frame and the motion of every frame.
 

@@ -100,8 +100,9 @@ class _CroppedFrames:
 def animate_cropped_items(model: AnimationModel, source_image: torch.Tensor, driving_frames: Iterable[torch.Tensor],
                           *, kind: str = "face", margin: float | None = None, feather: float = DEFAULT_FEATHER,
                           box_sigma: float = DEFAULT_BOX_SIGMA, mode: TransferMode = "relative",
-                          adapt_scale: bool = False, best_frame: pipeline.BestFrame = None, batch_size: int = 8,
-                          landmarks: pipeline.Landmarker | None = None, smooth: MotionSmoother | None = None,
+                          adapt_scale: bool = False, best_frame: pipeline.BestFrame = None,
+                          batch_size: int | None = None, landmarks: pipeline.Landmarker | None = None,
+                          smooth: MotionSmoother | None = None,
                           detector: Detector | None = None, source_name: str | None = None,
                           driving_name: str = "the driving video", fps: float = DEFAULT_FPS,
                           progress: Progress | None = None) -> Iterator[dict[str, Any]]:
@@ -152,7 +153,7 @@ def animate_cropped_items(model: AnimationModel, source_image: torch.Tensor, dri
 
 def animate_cropped(animator: Any, source: Any, driving: Any, *, crop: str = "face", margin: float | None = None,
                     feather: float = DEFAULT_FEATHER, mode: TransferMode = "relative", adapt_scale: bool = False,
-                    best_frame: pipeline.BestFrame = None, batch_size: int = 8,
+                    best_frame: pipeline.BestFrame = None, batch_size: int | None = None,
                     landmarks: str | pipeline.Landmarker = "model",
                     smooth: bool | MotionSmoother = False) -> Iterator[np.ndarray]:
     """The Python API of ``animate --crop``: animate the subject of a full photo and paste it back.
@@ -186,7 +187,7 @@ def animate_cropped(animator: Any, source: Any, driving: Any, *, crop: str = "fa
 def animate_video_cropped(model: AnimationModel, source: str | Path, driving: str | Path, out: str | Path, *,
                           crop: str = "face", margin: float | None = None, feather: float = DEFAULT_FEATHER,
                           mode: TransferMode = "relative", adapt_scale: bool = False,
-                          best_frame: pipeline.BestFrame = None, batch_size: int = 8,
+                          best_frame: pipeline.BestFrame = None, batch_size: int | None = None,
                           landmarks: pipeline.Landmarker | None = None, smooth: MotionSmoother | None = None,
                           visualize: bool = False, progress: Progress | None = None) -> list[Path]:
     """``animate --crop``: animate the photo file ``source`` with the video ``driving`` and write ``out`` at the
