@@ -353,3 +353,21 @@ def test_equal_conv_is_prescaled_with_identical_numbers(stride, padding, bias) -
     x = torch.randn(2, 6, 16, 16)
     with torch.no_grad():
         assert torch.equal(fast(x), layer(x))
+
+
+def test_winograd_runs_on_bfloat16_only_when_allowed() -> None:
+    torch.manual_seed(0)
+    block = randomize_batch_norms(ResBlock2d(16))
+    x = torch.randn(1, 16, 12, 12)
+    with torch.no_grad():
+        expected = block.eval()(x)
+        outputs = {}
+        for allowed in (False, True):
+            options = FastOptions(min_channels=1, min_pixels=0, winograd_bf16=allowed)
+            fast = accelerate_network(block, options).to(torch.bfloat16)
+            conv = fast.conv2
+            assert isinstance(conv, WinogradConv2d) and conv.bfloat16 is allowed
+            outputs[allowed] = fast(x.to(torch.bfloat16)).float()
+    assert not torch.equal(outputs[False], outputs[True])  # a different algorithm ran
+    for out in outputs.values():  # both within bfloat16 rounding of the float32 block
+        assert_close(out, expected, 0.05)

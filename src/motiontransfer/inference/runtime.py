@@ -94,8 +94,8 @@ def prepare_model(model: AnimationModel, precision: Precision = "fp32", accelera
                               "use ", Term("precision"), " fp32")
     if not accelerate and precision == "fp32":
         return model
-    # Winograd runs in float32 only (nn.fast), so in bf16 its transformed weights would be dead memory.
-    options = FastOptions(winograd=None, subpixel_winograd=None) if precision == "bf16" else FastOptions()
+    # bf16 accepts Winograd's extra roundings too: 52 dB from fp32 at worst, measured (nn.fast.FastOptions).
+    options = FastOptions(winograd_bf16=precision == "bf16")
     for name in model.networks_present():
         network = getattr(model, name)
         if accelerate:
