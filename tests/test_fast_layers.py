@@ -32,6 +32,7 @@ from motiontransfer.nn.fast import (
     WinogradConv2d,
     WinogradTransform,
     accelerate_network,
+    accelerate_network_,
     winograd_conv2d,
     winograd_weight,
 )
@@ -371,3 +372,24 @@ def test_winograd_runs_on_bfloat16_only_when_allowed() -> None:
     assert not torch.equal(outputs[False], outputs[True])  # a different algorithm ran
     for out in outputs.values():  # both within bfloat16 rounding of the float32 block
         assert_close(out, expected, 0.05)
+
+
+def test_in_place_acceleration_equals_the_copy_and_frees_the_originals() -> None:
+    torch.manual_seed(0)
+    model = FOMMAnimator(load_experiment("synthetic-faces-64")).eval()
+    for network in (model.kp_detector, model.generator):
+        randomize_batch_norms(network)
+    copied = accelerate_network(model.generator, EVERYWHERE)
+    original_blocks = [m for m in model.generator.modules() if isinstance(m, (ResBlock2d, UpBlock2d, DownBlock2d))]
+    same = accelerate_network_(model.generator, EVERYWHERE)
+    assert same is model.generator
+    assert not any(isinstance(m, (ResBlock2d, UpBlock2d, DownBlock2d, SameBlock2d)) for m in same.modules())
+    assert original_blocks  # the blocks it held are no longer part of it
+    assert not any(m is b for m in same.modules() for b in original_blocks)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        features_copy, features_same = copied.encode_source(x[:1]), same.encode_source(x[:1])
+    for a, b in zip(features_copy, features_same, strict=True):
+        assert torch.equal(a, b)
+    block = randomize_batch_norms(ResBlock2d(8))
+    assert isinstance(accelerate_network_(block, EVERYWHERE), FastResBlock2d)

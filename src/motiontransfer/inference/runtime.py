@@ -26,7 +26,7 @@ import torch
 
 from motiontransfer.errors import ArgumentError, CapabilityError, Term
 from motiontransfer.models.base import AnimationModel
-from motiontransfer.nn.fast import FastOptions, accelerate_network
+from motiontransfer.nn.fast import FastOptions, accelerate_network_
 from motiontransfer.nn.precision import wrap_precision_islands
 
 Precision = Literal["fp32", "bf16"]
@@ -99,7 +99,7 @@ def prepare_model(model: AnimationModel, precision: Precision = "fp32", accelera
     for name in model.networks_present():
         network = getattr(model, name)
         if accelerate:
-            network = accelerate_network(network, options)
+            network = accelerate_network_(network, options)  # in place: never both networks in memory
             if model.channels_last_inference:
                 network = _channels_last(network)
         setattr(model, name, network.eval())

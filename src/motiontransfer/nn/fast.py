@@ -59,6 +59,7 @@ __all__ = [
     "WinogradConv2d",
     "WinogradTransform",
     "accelerate_network",
+    "accelerate_network_",
     "batch_norm_affine",
     "fixed_conv",
     "fold_batch_norm",
@@ -689,3 +690,34 @@ def accelerate_network(network: nn.Module, options: FastOptions | None = None) -
         if fast is not None:
             memo[id(module)] = fast
     return copy.deepcopy(network, memo).eval()
+
+
+@torch.no_grad()
+def accelerate_network_(network: nn.Module, options: FastOptions | None = None) -> nn.Module:
+    """:func:`accelerate_network` in place: each block is replaced inside ``network`` as soon as its fast equivalent is
+    built, so the original's weights are freed block by block and memory never holds both networks (for a model
+    loaded only to run it).
+
+    Args:
+        network: any module; modified (its blocks replaced) and put in eval mode.
+        options: as :func:`accelerate_network`.
+
+    Returns:
+        ``network`` itself, or the fast equivalent when ``network`` is itself one block.
+    """
+    options = options if options is not None else FastOptions()
+    fast = _fast_block(network, options)
+    if fast is not None:
+        return fast.eval()
+    _replace_children(network, options)
+    return network.eval()
+
+
+def _replace_children(module: nn.Module, options: FastOptions) -> None:
+    """Replace, depth first, every child of ``module`` that has a fast equivalent (:func:`_fast_block`)."""
+    for name, child in list(module.named_children()):
+        fast = _fast_block(child, options)
+        if fast is None:
+            _replace_children(child, options)
+        else:
+            setattr(module, name, fast)
