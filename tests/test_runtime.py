@@ -59,6 +59,15 @@ def _frames(size: int, count: int = 3) -> torch.Tensor:
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def _eager_and_fast(name: str, precision: str) -> tuple[AnimationModel, tuple[torch.Tensor, torch.Tensor],
+                                                       tuple[torch.Tensor, torch.Tensor]]:
+    """(the fast model, eager's (predictions, keypoints), fast's (predictions, keypoints)) of family ``name``."""
+    eager = _model(name)
+    fast = prepare_model(_fresh_copy(eager), precision, accelerate=True)
+    frames = _frames(eager.size)
+    return fast, _animate(eager, frames), _animate(fast, frames)
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / float(((a - b) ** 2).mean()))
 
@@ -125,11 +134,7 @@ def test_bf16_without_native_support_is_a_clear_capability_error(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILY_CONFIGS))
 def test_fast_fp32_path_agrees_with_eager_to_1e4_for_every_family(name):
-    eager = _model(name)
-    fast = prepare_model(_fresh_copy(eager), "fp32", accelerate=True)
-    frames = _frames(eager.size)
-    expected, expected_points = _animate(eager, frames)
-    got, points = _animate(fast, frames)
+    fast, (expected, expected_points), (got, points) = _eager_and_fast(name, "fp32")
     assert got.shape == expected.shape
     assert float((got - expected).abs().max()) <= 1e-4
     assert torch.allclose(points, expected_points, atol=1e-5, rtol=0)
@@ -149,11 +154,7 @@ def test_families_with_and_without_a_bf16_path():
 @needs_bf16
 @pytest.mark.parametrize("name", BF16_FAMILIES)
 def test_bf16_path_keeps_motion_in_fp32_and_stays_close(name):
-    eager = _model(name)
-    fast = prepare_model(_fresh_copy(eager), "bf16", accelerate=True)
-    frames = _frames(eager.size)
-    expected, expected_points = _animate(eager, frames)
-    got, points = _animate(fast, frames)
+    fast, (expected, expected_points), (got, points) = _eager_and_fast(name, "bf16")
     assert got.dtype == torch.float32
     assert torch.allclose(points, expected_points, atol=1e-5, rtol=0)  # keypoints never see bf16
     assert _psnr(got, expected) >= 35.0  # random weights; trained models are measured in benchmarks/speed.py
