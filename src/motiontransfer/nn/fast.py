@@ -349,6 +349,34 @@ def _winograd_applies(x: torch.Tensor, transform: WinogradTransform | None, min_
 # ---------------------------------------------------------------------------------------------- convolution modules
 
 
+class LazyWinogradWeights:
+    """The Winograd-transformed filters of a convolution, made on first use (a layer that never sees an input large
+    enough for Winograd never holds them: they take alpha^2 / r^2 times the memory of the direct filters) and remade
+    when the module's dtype or device changes. Computed in float32, then cast, and stored in the memory format of
+    the direct filters.
+
+    Args:
+        transform: the Winograd transform.
+    """
+
+    def __init__(self, transform: WinogradTransform) -> None:
+        self.transform = transform
+        self._cached: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def get(self, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(transformed weight, transformed bias) for the direct ``weight`` (C_out, C_in, r, r) and ``bias``."""
+        cached = self._cached
+        if cached is None or cached[0].dtype != weight.dtype or cached[0].device != weight.device:
+            transformed, transformed_bias = winograd_weight(weight.float(), None if bias is None else bias.float(),
+                                                            self.transform)
+            layout = (torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last)
+                      and not weight.is_contiguous() else torch.contiguous_format)
+            cached = (transformed.to(weight.dtype).contiguous(memory_format=layout),
+                      None if transformed_bias is None else transformed_bias.to(weight.dtype))
+            self._cached = cached
+        return cached
+
+
 class FixedConv2d(nn.Module):
     """A convolution with fixed (e.g. BatchNorm-folded) weights, for inference.
 
@@ -392,16 +420,14 @@ class WinogradConv2d(FixedConv2d):
         self.transform = transform
         self.min_pixels = min_pixels
         self.bfloat16 = bfloat16
-        transformed_weight, transformed_bias = winograd_weight(weight, bias, transform)
-        self.winograd_weight = _param(transformed_weight, like)
-        self.winograd_bias = _param(transformed_bias, like)
+        self.transformed = LazyWinogradWeights(transform)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, C_out, H, W) (+ ``residual`` of that shape when given)."""
         if not _winograd_applies(x, self.transform, self.min_pixels, self.bfloat16):
             return super().forward(x, residual)
-        return winograd_conv2d(x, self.winograd_weight, self.winograd_bias, self.transform, 1, residual,
-                               _output_format(x, self.weight))
+        weight, bias = self.transformed.get(self.weight, self.bias)
+        return winograd_conv2d(x, weight, bias, self.transform, 1, residual, _output_format(x, self.weight))
 
 
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
@@ -499,17 +525,16 @@ class SubPixelUpConv2d(nn.Module):
         self.out_channels = weight.shape[0]
         self.winograd = winograd
         self.min_pixels = min_pixels
-        if winograd is not None:
-            transformed_weight, transformed_bias = winograd_weight(phase_weight, phase_bias, winograd)
-            self.winograd_weight = _param(transformed_weight, like)
-            self.winograd_bias = _param(transformed_bias, like)
+        self.transformed = None if winograd is None else LazyWinogradWeights(winograd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
         batch, _, height, width = x.shape
         if _winograd_applies(x, self.winograd, self.min_pixels, self.bfloat16):
             assert self.winograd is not None
-            phases = _winograd_tiles(x, self.winograd_weight, self.winograd_bias, self.winograd, 1)
+            assert self.transformed is not None
+            weight, bias = self.transformed.get(self.weight, self.bias)
+            phases = _winograd_tiles(x, weight, bias, self.winograd, 1)
         else:
             phases = F.conv2d(x, self.weight, self.bias, padding=1)  # (B, 4 C_out, H + 1, W + 1)
         out = torch.empty(batch, self.out_channels, 2 * height, 2 * width, dtype=phases.dtype, device=phases.device,
