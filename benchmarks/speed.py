@@ -112,6 +112,12 @@ class FamilySetup:
 
 
 FAMILIES = {"fomm": FamilySetup("vox-256", adapt_scale=True), "lia": FamilySetup("lia-vox-256", adapt_scale=False)}
+
+
+def family_paths(family: str, paths: Sequence[str]) -> list[str]:
+    """``paths`` without ``fast-bf16`` for a family that has no bfloat16 path (LIA: the CLI refuses it)."""
+    has_bf16 = bool(family_spec(family).model.reduced_precision_modules)
+    return [path for path in paths if path != "fast-bf16" or has_bf16]
 FAMILY_LABELS = {"fomm": "FOMM", "lia": "LIA"}
 
 # Issue 19's "done when" (2 threads, this machine).
@@ -919,7 +925,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for family, frames, runs in plan:
         def report(name: str, run: ProcessRun, family: str = family, frames: int = frames) -> None:
             print(f"  {family} {frames} frames {name}: {run.seconds:.1f} s, {run.peak_rss_mib:.0f} MiB", flush=True)
-        jobs = jobs_for(inputs, family, frames, out_dir, args.paths)
+        jobs = jobs_for(inputs, family, frames, out_dir, family_paths(family, args.paths))
         results["whole_process"].setdefault(family, {})[str(frames)] = whole_process(jobs, runs, env, report)
         save()
     for family in args.families:
@@ -927,7 +933,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         frames = read_frames_tensor(inputs.driving[min(n for n in args.frames if n >= args.per_frame_frames)],
                                     inputs.size, args.per_frame_frames)
         results["per_frame"][family] = per_frame(
-            inputs.models[family], source, frames, args.paths, adapt_scale=FAMILIES[family].adapt_scale,
+            inputs.models[family], source, frames, family_paths(family, args.paths),
+            adapt_scale=FAMILIES[family].adapt_scale,
             repeats=args.repeats, report=lambda name, ms, family=family: print(f"  {family} model only {name}: "
                                                                               f"{ms:.0f} ms/frame", flush=True))
         save()

@@ -375,3 +375,8 @@ def test_the_script_end_to_end_on_tiny_configs(tmp_path: Path, monkeypatch) -> N
     page = (tmp_path / "performance.md").read_text()
     assert "| FOMM synthetic-faces-64 | 4 | reference |" in page
     assert "| LIA synthetic-faces-64 | reference |" in page
+
+
+def test_lia_is_not_run_in_bf16_which_it_refuses():
+    assert speed.family_paths("lia", speed.PATHS) == ["reference", "eager", "fast-fp32"]
+    assert speed.family_paths("fomm", speed.PATHS) == list(speed.PATHS)
