@@ -182,3 +182,9 @@ def test_onnx_export_refuses_a_model_prepared_for_inference(tmp_path):
     with pytest.raises(CapabilityError, match="load it with accelerate=False"):
         export_onnx(model, tmp_path / "graphs")
     assert not (tmp_path / "graphs").exists()
+
+
+@pytest.mark.parametrize("size, expected", [(256, 1), (512, 1), (128, 4), (64, 8), (32, 8)])
+def test_default_batch_size_on_the_cpu_keeps_about_one_256_px_frame_per_pass(size, expected):
+    assert runtime.default_batch_size(CPU, size) == expected
+    assert runtime.default_batch_size(torch.device("cuda"), size) == 8

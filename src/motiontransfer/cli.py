@@ -215,8 +215,8 @@ ConfigOption = Annotated[str | None, typer.Option(help="Config of an official ch
                                                      "(LIA checkpoints default to lia-vox-256).")]
 FamilyOption = Annotated[str | None, typer.Option(help="Family of an official checkpoint given without --config "
                                                      "(lia) [default: detected from the file].")]
-BatchSizeOption = Annotated[int | None, typer.Option(help="Frames per forward pass [default: 1 on the CPU, where "
-                                                          "larger batches are no faster, 8 on GPUs].")]
+BatchSizeOption = Annotated[int | None, typer.Option(help="Frames per forward pass [default: on the CPU 1 at 256 px "
+                                                          "and up to 8 for smaller frames; 8 on GPUs].")]
 
 
 class PrecisionName(str, Enum):

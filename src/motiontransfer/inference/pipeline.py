@@ -58,7 +58,8 @@ def animate(model: AnimationModel, source_image: torch.Tensor, driving_frames: I
         best_frame: the initial driving frame: None for frame 0, an index, or ``"auto"`` for the frame whose
             normalised pose best matches the source's (see the module docstring).
         batch_size: driving frames rendered per forward pass; None: the device's default
-            (:func:`~motiontransfer.inference.runtime.default_batch_size`: 1 on the CPU, 8 on GPUs).
+            (:func:`~motiontransfer.inference.runtime.default_batch_size`: on the CPU 1 at 256 px, up to 8 for
+            smaller frames; 8 on GPUs).
         landmarks: pose detector for ``best_frame="auto"`` (e.g.
             :func:`~motiontransfer.inference.landmarks.dlib_face_landmarker`); default: the model's own keypoints.
         smooth: a temporal filter applied to the driving motion before transfer (e.g.
@@ -146,7 +147,7 @@ def _resolve_batch_size(batch_size: int | None, model: AnimationModel) -> int:
     """``batch_size``, or the device's default (:func:`~motiontransfer.inference.runtime.default_batch_size`) for
     None; UserError for anything but a positive integer."""
     if batch_size is None:
-        return default_batch_size(model.device)
+        return default_batch_size(model.device, model.size)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch size must be a positive integer, got {batch_size!r}")
     return batch_size
