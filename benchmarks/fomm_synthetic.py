@@ -235,8 +235,11 @@ def recipe_lines(results: dict[str, dict]) -> list[str]:
     sizes = f" ({', '.join(counts)} parameters: keypoint detector + generator with dense motion)" if counts else ""
     return [f"The configs `synthetic-faces-64` and `synthetic-puppets-64`{sizes} have FOMM's networks at 64 px with",
             "10 keypoints and Jacobians, no GAN and a pixel-L1 pyramid in place of VGG (whose weights cannot be",
-            "downloaded here). They are trained from scratch on the CPU, then evaluated on test identities that no",
-            "training video shows."]
+            "downloaded here), plus two generator options of ours after TPSMM, off in every official config: the",
+            "prediction blends the synthesis with the warped source by the occlusion map (`image_blend`), and the",
+            "encoder features are warped and masked at every resolution (`multi_scale_occlusion`); a keypoint",
+            "separation prior keeps the keypoints apart (docs/training.md). They are trained from scratch on the CPU,",
+            "then evaluated on test identities that no training video shows."]
 
 
 def evaluation_table(results: dict[str, dict]) -> list[str]:

@@ -36,11 +36,11 @@ def test_bundled_model_moves_the_keypoints_of_held_out_identities(name: str) -> 
     data = f"procedural:{bundled_family(name)}:videos=4,frames=32"
     report = evaluate(animator.model, data, "reconstruction", ["l1", "akd"], batch_size=16)
     # Motion: the bundled evaluator finds the prediction's keypoints closer to the driving frame's than the
-    # source's are (docs/results.md: faces 0.78 vs 1.53 px, puppets 1.78 vs 2.09 px on 16 videos).
-    assert report.summary["akd"] < report.summary["copy_akd"]
-    # Appearance: at this budget blurrier than a copy of the source (L1 0.027-0.032 against 0.018, see
-    # docs/fomm-synthetic.md), but a trained reconstruction, far from an untrained network's ~0.15.
-    assert report.summary["l1"] < 0.045
+    # source's are (docs/fomm-synthetic.md: faces 0.46 vs 1.55 px, puppets 0.94 vs 2.14 px on 24 videos).
+    assert report.summary["akd"] < 0.7 * report.summary["copy_akd"]
+    # Appearance: well below copying the source (docs/fomm-synthetic.md: L1 52% below it on faces, 50% on puppets,
+    # 24 videos); an untrained network is near 0.15.
+    assert report.summary["l1"] < 0.7 * report.summary["copy_l1"]
 
 
 def test_unknown_bundled_name_is_a_user_error() -> None:
