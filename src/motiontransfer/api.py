@@ -86,7 +86,7 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
     """
     path = Path(checkpoint)
     target = resolve_device(device)
-    check_precision(precision, target)
+    checked = check_precision(precision, target)  # before the weights are read
     if not path.exists() and is_bundled_name(checkpoint):
         path = bundled_model_path(str(checkpoint))
     if not path.exists():
@@ -105,7 +105,7 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
             return convert_official(path, experiment, name, family)
     model = model_from_file(read(), device=target)
     fast = default_accelerate(target) if accelerate is None else accelerate
-    return Animator(prepare_model(model, check_precision(precision, target), fast), origin=read)
+    return Animator(prepare_model(model, checked, fast), origin=read)
 
 
 class Animator:
