@@ -129,6 +129,26 @@ def test_mp4_round_trip(tmp_path: Path) -> None:
     assert hidden_entries(tmp_path) == []
 
 
+def test_decoded_frames_are_arrays_that_convert_to_the_iterated_frames(tmp_path: Path) -> None:
+    # decoding (which may run on another thread) does no torch work; convert() gives what iteration gives
+    frames = smooth_frames(5, 40, 56)
+    video = write_video(tmp_path / "clip.mp4", frames, fps=25)
+    folder = write_video(tmp_path / "frames", frames)
+    for path, kind in ((video, np.ndarray), (folder, Image.Image)):
+        with VideoReader(path, size=32) as reader:
+            decoded = list(reader.decoded())
+            assert len(decoded) == 5 and all(isinstance(item, kind) for item in decoded)
+            iterated = list(reader)
+            assert list(reader.decoded())  # re-iterable
+            for item, frame in zip(decoded, iterated, strict=True):
+                assert torch.equal(reader.convert(item), frame)
+                assert frame.shape == (3, 32, 32)
+    with VideoReader(video) as reader:
+        reader.close()
+        with pytest.raises(ValueError, match="closed"):
+            reader.decoded()
+
+
 def test_ntsc_frame_rate_is_kept(tmp_path: Path) -> None:
     path = write_video(tmp_path / "ntsc.mp4", smooth_frames(3, 16, 16), fps=29.97)
     assert probe(path).fps == pytest.approx(30000 / 1001)

@@ -138,3 +138,46 @@ def test_an_error_in_the_caller_stops_the_writer_without_writing_the_rest():
         raise KeyboardInterrupt
     assert not _threads_named("motiontransfer-writer")
     assert len(written) < 5
+
+
+def test_prefetching_converts_on_the_iterating_thread_and_decodes_on_another():
+    decode_threads: set[int] = set()
+    convert_threads: set[int] = set()
+
+    def decode():
+        for i in range(20):
+            decode_threads.add(threading.get_ident())
+            yield i
+
+    class Decoded:
+        def __iter__(self):
+            return decode()
+
+    def convert(item: int) -> int:
+        convert_threads.add(threading.get_ident())
+        return 10 * item
+
+    frames = Prefetching(Decoded(), depth=2, convert=convert)
+    assert list(frames) == [10 * i for i in range(20)]
+    assert list(frames) == [10 * i for i in range(20)]  # still re-iterable
+    assert convert_threads == {threading.get_ident()}
+    assert decode_threads and threading.get_ident() not in decode_threads
+
+
+def test_prefetching_with_convert_stops_its_thread_when_the_caller_stops():
+    produced: list[int] = []
+
+    def decode():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    class Decoded:
+        def __iter__(self):
+            return decode()
+
+    stream = iter(Prefetching(Decoded(), depth=2, convert=str))
+    assert next(stream) == "0"
+    stream.close()
+    assert not _threads_named("motiontransfer-prefetch")
+    assert len(produced) < 10

@@ -54,8 +54,10 @@ def animate_video(model: AnimationModel, source: str | Path, driving: str | Path
         info = reader.info
         fps = info.fps or DEFAULT_FPS
         audio = Path(driving) if info.has_audio else None
+        # Decoding runs ahead on its own thread; the frames become tensors on this one (see Prefetching).
+        frames = Prefetching(reader.decoded(), convert=reader.convert)
         items: Iterable[dict[str, Any]] = pipeline.animate(
-            model, source_image, Prefetching(reader), mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
+            model, source_image, frames, mode=mode, adapt_scale=adapt_scale, best_frame=best_frame,
             batch_size=batch_size, landmarks=landmarks, smooth=smooth)
         if progress is not None:
             items = progress(items, info.num_frames)

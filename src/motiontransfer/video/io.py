@@ -295,16 +295,24 @@ def _hwc_to_tensor(array: np.ndarray, scale: float) -> torch.Tensor:
     return tensor.contiguous()
 
 
-def _av_frame_to_tensor(frame: av.VideoFrame) -> torch.Tensor:
-    """Decoded PyAV frame (any pixel format) -> (3, H, W) float32 in [0, 1]."""
+def _av_frame_to_array(frame: av.VideoFrame) -> np.ndarray:
+    """Decoded PyAV frame (any pixel format) -> (H, W, 3 or 4) uint8, or uint16 for deeper formats (numpy only)."""
     components = frame.format.components
     alpha = any(component.is_alpha for component in components)
     deep = max((component.bits for component in components), default=8) > 8
     if deep:
-        array = frame.to_ndarray(format="rgba64le" if alpha else "rgb48le")
-        return _hwc_to_tensor(array, 65535.0)
-    array = frame.to_ndarray(format="rgba" if alpha else "rgb24")
-    return _hwc_to_tensor(array, 255.0)
+        return frame.to_ndarray(format="rgba64le" if alpha else "rgb48le")
+    return frame.to_ndarray(format="rgba" if alpha else "rgb24")
+
+
+def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """An array of :func:`_av_frame_to_array` -> (3, H, W) float32 in [0, 1]."""
+    return _hwc_to_tensor(array, 65535.0 if array.dtype == np.uint16 else 255.0)
+
+
+def _av_frame_to_tensor(frame: av.VideoFrame) -> torch.Tensor:
+    """Decoded PyAV frame (any pixel format) -> (3, H, W) float32 in [0, 1]."""
+    return _array_to_tensor(_av_frame_to_array(frame))
 
 
 def _pil_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -346,8 +354,13 @@ def read_image(path: str | Path, size: int | None = None, crop: bool = True) -> 
     Raises:
         InputFileError: missing, empty, unknown suffix, or not decodable.
     """
-    path = Path(path)
     size = _check_size(size)
+    return _fit(_pil_to_tensor(_load_image(path)), size, crop)
+
+
+def _load_image(path: str | Path) -> Image.Image:
+    """Decode one image file into a PIL image (EXIF orientation applied), with :func:`read_image`'s checks."""
+    path = Path(path)
     _require_exists(path)
     if path.is_dir():
         raise InputFileError(path, "is a folder, expected an image file")
@@ -358,10 +371,11 @@ def read_image(path: str | Path, size: int | None = None, crop: bool = True) -> 
     _require_nonempty_file(path)
     try:
         with Image.open(path) as image:
-            tensor = _pil_to_tensor(_exif_oriented(image))
+            oriented = _exif_oriented(image)
+            oriented.load()
+            return oriented if oriented is not image else image.copy()
     except _PIL_ERRORS as exc:
         raise InputFileError(path, f"cannot be read as an image ({exc})") from exc
-    return _fit(tensor, size, crop)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -514,6 +528,11 @@ def _open_video_frames(path: Path) -> Iterator[Iterator[Any]]:
         container.close()
 
 
+DecodedFrame = np.ndarray | Image.Image
+"""A decoded, not yet converted frame: (H, W, 3 or 4) uint8 or uint16 array (video files) or a PIL image (frame
+folders)."""
+
+
 class VideoReader:
     """Lazy frame stream over a video file or a folder of frames.
 
@@ -547,27 +566,42 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         """Yield frames (3, H, W) float32 in [0, 1] one at a time, from the first frame on."""
+        return map(self.convert, self.decoded())
+
+    def decoded(self) -> Iterable[DecodedFrame]:
+        """The frames decoded but not yet converted (see :data:`DecodedFrame`), as a re-iterable view: each
+        ``iter()`` starts from the first frame. Decoding does no torch work, so it can run on another thread next
+        to a model (:class:`~motiontransfer.video.threads.Prefetching`), while :meth:`convert`, which does, runs
+        on the model's thread."""
         if self._stop[0]:
             raise ValueError(f"VideoReader for {self.path} is closed")
-        if self._folder:
-            return self._iter_folder()
-        return self._iter_file()
+        return _Decoded(self)
 
-    def _iter_folder(self) -> Iterator[torch.Tensor]:
-        """Frames of a folder, one image file at a time."""
+    def convert(self, decoded: DecodedFrame) -> torch.Tensor:
+        """A frame of :meth:`decoded` as iteration yields it: (3, size, size) float32 in [0, 1]."""
+        tensor = _pil_to_tensor(decoded) if isinstance(decoded, Image.Image) else _array_to_tensor(decoded)
+        return _fit(tensor, self.size, self.crop)
+
+    def _iter_decoded(self) -> Iterator[DecodedFrame]:
+        if self._stop[0]:
+            raise ValueError(f"VideoReader for {self.path} is closed")
+        return self._iter_folder() if self._folder else self._iter_file()
+
+    def _iter_folder(self) -> Iterator[Image.Image]:
+        """Images of a folder, one file at a time."""
         for file in self._files:
             if self._stop[0]:
                 return
-            yield read_image(file, self.size, self.crop)
+            yield _load_image(file)
 
-    def _iter_file(self) -> Iterator[torch.Tensor]:
-        """Frames of a video file, decoded one at a time."""
+    def _iter_file(self) -> Iterator[np.ndarray]:
+        """Frames of a video file as arrays, decoded one at a time."""
         container = _open_input(self.path)
         self._containers.append(container)
         try:
             stream = _video_stream(container, self.path)
             for frame in _decoded_frames(container, stream, self.path, self._stop):
-                yield _fit(_av_frame_to_tensor(frame), self.size, self.crop)
+                yield _av_frame_to_array(frame)
         finally:
             with contextlib.suppress(ValueError):
                 self._containers.remove(container)
@@ -589,6 +623,16 @@ class VideoReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Decoded:
+    """Re-iterable view of a reader's decoded frames (:meth:`VideoReader.decoded`)."""
+
+    def __init__(self, reader: VideoReader) -> None:
+        self.reader = reader
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        return self.reader._iter_decoded()
 
 
 def _iterate_then_close(reader: VideoReader) -> Iterator[torch.Tensor]:
