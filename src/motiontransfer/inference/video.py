@@ -78,15 +78,16 @@ def write_animation(items: Iterable[dict[str, Any]], out: str | Path, *, fps: fl
         viz = (outputs.enter_context(VideoWriter(visualization_path(out), fps=fps, audio_from=audio))
                if visualize else None)
 
-        def write(item: dict[str, Any]) -> None:
-            writer.write(item[frame_key])
+        def write(frames: tuple[Any, Any]) -> None:
+            writer.write(frames[0])
             if viz is not None:
-                viz.write(animation_grid(item))
+                viz.write(frames[1])
 
-        # Encoding runs on its own thread, next to the model (entered last, so it stops before the files close).
+        # Encoding runs on its own thread, next to the model (entered last, so it stops before the files close);
+        # the torch work (the visualisation grid) stays on this thread, see video.threads.Prefetching.
         background = outputs.enter_context(BackgroundWriter(write))
         for item in items:
-            background.put(item)
+            background.put((item[frame_key], animation_grid(item) if viz is not None else None))
     return [writer.path] + ([viz.path] if viz is not None else [])
 
 
