@@ -7,8 +7,9 @@ FOMM, as the official ``demo.py --relative --adapt_scale --cpu`` does it:
   ``skimage.transform.resize`` give), then copied into one float32 (1, 3, T, H, W) tensor;
 * the source keypoints and the initial driving frame's keypoints are computed once; everything else is per frame,
   batch 1, eager fp32: the keypoint detector on the driving frame, ``normalize_kp`` (relative keypoints and
-  Jacobians, the movement scale from the convex hulls, recomputed every frame), and the FULL generator forward
-  ``generator(source, kp_source=..., kp_driving=...)``, which encodes the source again for every frame;
+  Jacobians, the movement scale from scipy's convex hulls as the official, recomputed every frame), and the FULL
+  generator forward ``generator(source, kp_source=..., kp_driving=...)``, which encodes the source again for every
+  frame;
 * every prediction is kept in a Python list of float32 numpy arrays and the video is written at the end.
 
 LIA, as the official ``run_demo.py`` does it: the whole driving video in memory as one float32 tensor in [-1, 1], the
@@ -32,16 +33,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.spatial import ConvexHull
 
 from motiontransfer.checkpoint import load_model_file
 from motiontransfer.experiment import model_from_file
 from motiontransfer.families.fomm.animator import FOMMAnimator
 from motiontransfer.families.lia.animator import LIAAnimator
 from motiontransfer.families.lia.networks import to_signed, to_unit
-from motiontransfer.ops.keypoints import convex_hull_scale, relative_jacobians, relative_keypoints
+from motiontransfer.ops.keypoints import relative_jacobians, relative_keypoints
 from motiontransfer.video.io import DEFAULT_FPS, VideoReader, VideoWriter, read_image
 
 Keypoints = dict[str, torch.Tensor]
+
+
+def official_hull_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> float:
+    """The movement scale as the official ``normalize_kp`` computes it: the square roots of the areas of scipy's
+    convex hulls (``ConvexHull(...).volume``) of batch element 0's keypoints (K, 2)."""
+    source_area = ConvexHull(kp_source[0].detach().cpu().numpy()).volume
+    driving_area = ConvexHull(kp_initial[0].detach().cpu().numpy()).volume
+    return float(np.sqrt(source_area) / np.sqrt(driving_area))
 
 
 def read_whole_video(path: str | Path, size: int) -> tuple[list[np.ndarray], float]:
@@ -72,7 +82,7 @@ def normalize_keypoints(kp_source: Keypoints, kp_driving: Keypoints, kp_initial:
     """The official ``normalize_kp``: the driving keypoints, or (relative) their change since the initial driving
     frame, scaled by the hulls' size ratio when ``adapt_scale``, added to the source's; Jacobians likewise
     (``J_D J_D,1^-1 J_S``) when ``relative_jacobian``."""
-    scale = convex_hull_scale(kp_source["value"], kp_initial["value"]) if adapt_scale else 1.0
+    scale = official_hull_scale(kp_source["value"], kp_initial["value"]) if adapt_scale else 1.0
     normalized = dict(kp_driving)
     if relative:
         normalized["value"] = relative_keypoints(kp_source["value"], kp_driving["value"], kp_initial["value"], scale)

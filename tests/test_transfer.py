@@ -33,6 +33,19 @@ def test_convex_hull_area_is_the_2d_volume_not_the_perimeter() -> None:
     assert convex_hull_area(np.array([[0, 0], [1, 1]])) == 0.0
 
 
+def test_convex_hull_area_matches_scipy_qhull_on_random_point_sets() -> None:
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        count = int(rng.integers(3, 25))
+        points = rng.uniform(-1, 1, (count, 2)) * rng.uniform(0.01, 1)
+        if trial % 4 == 0:
+            points[: count // 2] = points[0]  # repeated points
+        assert convex_hull_area(points) == pytest.approx(ConvexHull(points).volume, rel=1e-12)
+    assert convex_hull_area(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.2]])) == pytest.approx(0.5)
+
+
 def test_convex_hull_scale_uses_batch_element_0() -> None:
     # sqrt(0.08) / sqrt(0.02) = 2
     assert convex_hull_scale(SOURCE, DRIVING_INITIAL) == pytest.approx(2.0)

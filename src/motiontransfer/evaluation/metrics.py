@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 
@@ -247,6 +246,8 @@ def frechet_distance_from_stats(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: n
     if mean_b.shape != (dim,) or cov_a.shape != (dim, dim) or cov_b.shape != (dim, dim):
         raise MetricInputError(f"means {mean_a.shape}, {mean_b.shape} and covariances {cov_a.shape}, "
                                f"{cov_b.shape} do not fit one dimension")
+    import scipy.linalg  # here, not at the top: a 0.15 s import that every animate would pay
+
     root = scipy.linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(root).all():
         # Singular product (e.g. fewer samples than dimensions): regularise both covariances slightly.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.spatial import ConvexHull, QhullError
 
 from motiontransfer.ops.linalg import inverse_2x2
 
@@ -22,16 +21,36 @@ def convex_hull_area(points: torch.Tensor | np.ndarray) -> float:
         points: (K, 2) points, K >= 3.
 
     Returns:
-        The area (scipy's ``ConvexHull.volume``, which is the area in 2D; ``.area`` would be the perimeter).
-        0.0 when the points are degenerate (fewer than 3, or all on one line).
+        The area (what the official code takes from scipy's ``ConvexHull.volume``, the area in 2D). 0.0 when the
+        points are degenerate (fewer than 3, or all on one line).
     """
     array = _as_numpy(points).reshape(-1, 2)
     if len(array) < 3:
         return 0.0
-    try:
-        return float(ConvexHull(array).volume)
-    except QhullError:
-        return 0.0
+    hull = _hull_vertices(array)
+    x, y = hull[:, 0], hull[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)  # shoelace formula
+
+
+def _hull_vertices(points: np.ndarray) -> np.ndarray:
+    """Vertices (H, 2) of the convex hull of (K, 2) points in order (Andrew's monotone chain; a few points, so
+    plain Python; scipy's Qhull would cost a 0.4 s import on every command)."""
+    ordered = sorted(map(tuple, points.tolist()))
+
+    def half(sequence: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        chain: list[tuple[float, float]] = []
+        for point in sequence:
+            while len(chain) >= 2 and _cross(chain[-2], chain[-1], point) <= 0:
+                chain.pop()
+            chain.append(point)
+        return chain[:-1]
+
+    return np.asarray(half(ordered) + half(ordered[::-1]), dtype=np.float64).reshape(-1, 2)
+
+
+def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """z of (a - o) x (b - o): positive for a counter-clockwise turn."""
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
 def convex_hull_scale(kp_source: torch.Tensor, kp_driving_initial: torch.Tensor) -> float:
