@@ -761,8 +761,8 @@ def markdown(results: Mapping[str, Any], plot: str | None = "images/performance.
                   "accelerate=...)` and `Animator.animate` with its defaults. Differences and PSNR are against the "
                   "eager fp32 path's predictions on the same frames.", "", *per_frame_table(results), "",
                   f"FLOPs from `torch.utils.flop_counter` (convolutions and matrix products; grid sampling and "
-                  f"elementwise work not counted): {counted}. The effective GFLOP/s is a path's counted FLOPs per frame "
-                  "over its time per frame, next to the machine's measured 3x3 convolution rate at the path's "
+                  f"elementwise work not counted): {counted}. The effective GFLOP/s is a path's counted FLOPs per "
+                  "frame over its time per frame, next to the machine's measured 3x3 convolution rate at the path's "
                   "precision. The counts are those of direct convolutions: the fast paths run the wide 3x3 "
                   "convolutions as Winograd convolutions (up to 4x fewer multiplications) and the upsampling ones "
                   "at the low resolution (2.25x fewer), so their effective rate can exceed the machine's.", ""]
