@@ -11,6 +11,16 @@ import pytest
 from motiontransfer.video.threads import BackgroundWriter, Prefetching, prefetch
 
 
+class _Reiterable:
+    """An iterable whose every iteration is a fresh ``factory()`` generator (as a reader's ``decoded()``)."""
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __iter__(self):
+        return self.factory()
+
+
 def _threads_named(prefix: str) -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith(prefix)]
 
@@ -149,15 +159,11 @@ def test_prefetching_converts_on_the_iterating_thread_and_decodes_on_another():
             decode_threads.add(threading.get_ident())
             yield i
 
-    class Decoded:
-        def __iter__(self):
-            return decode()
-
     def convert(item: int) -> int:
         convert_threads.add(threading.get_ident())
         return 10 * item
 
-    frames = Prefetching(Decoded(), depth=2, convert=convert)
+    frames = Prefetching(_Reiterable(decode), depth=2, convert=convert)
     assert list(frames) == [10 * i for i in range(20)]
     assert list(frames) == [10 * i for i in range(20)]  # still re-iterable
     assert convert_threads == {threading.get_ident()}
@@ -172,11 +178,7 @@ def test_prefetching_with_convert_stops_its_thread_when_the_caller_stops():
             produced.append(i)
             yield i
 
-    class Decoded:
-        def __iter__(self):
-            return decode()
-
-    stream = iter(Prefetching(Decoded(), depth=2, convert=str))
+    stream = iter(Prefetching(_Reiterable(decode), depth=2, convert=str))
     assert next(stream) == "0"
     stream.close()
     assert not _threads_named("motiontransfer-prefetch")

@@ -573,8 +573,7 @@ class VideoReader:
         ``iter()`` starts from the first frame. Decoding does no torch work, so it can run on another thread next
         to a model (:class:`~motiontransfer.video.threads.Prefetching`), while :meth:`convert`, which does, runs
         on the model's thread."""
-        if self._stop[0]:
-            raise ValueError(f"VideoReader for {self.path} is closed")
+        self._require_open()
         return _Decoded(self)
 
     def convert(self, decoded: DecodedFrame) -> torch.Tensor:
@@ -582,9 +581,12 @@ class VideoReader:
         tensor = _pil_to_tensor(decoded) if isinstance(decoded, Image.Image) else _array_to_tensor(decoded)
         return _fit(tensor, self.size, self.crop)
 
-    def _iter_decoded(self) -> Iterator[DecodedFrame]:
+    def _require_open(self) -> None:
         if self._stop[0]:
             raise ValueError(f"VideoReader for {self.path} is closed")
+
+    def _iter_decoded(self) -> Iterator[DecodedFrame]:
+        self._require_open()
         return self._iter_folder() if self._folder else self._iter_file()
 
     def _iter_folder(self) -> Iterator[Image.Image]:

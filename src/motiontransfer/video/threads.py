@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -31,7 +31,7 @@ class _Failure:
         self.error = error
 
 
-def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 4) -> Generator[T, None, None]:
     """Iterate ``items`` on a background thread, keeping up to ``depth`` items ready.
 
     Args:
@@ -179,12 +179,10 @@ class Prefetching(Generic[S, T]):
         return items if self.convert is None else _mapped(self.convert, items)  # type: ignore[return-value]
 
 
-def _mapped(convert: Callable[[S], T], items: Iterator[S]) -> Iterator[T]:
+def _mapped(convert: Callable[[S], T], items: Generator[S, None, None]) -> Iterator[T]:
     """``convert`` over ``items``; closing this generator closes ``items`` (which stops the prefetching thread)."""
     try:
         for item in items:
             yield convert(item)
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        items.close()
