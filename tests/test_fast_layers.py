@@ -104,6 +104,22 @@ def test_winograd_equals_a_direct_convolution(transform: WinogradTransform, shap
     assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+@pytest.mark.parametrize("chunk_channels", [1, 2, 32])
+def test_winograd_weight_is_the_float64_transform_rounded_once(chunk_channels: int) -> None:
+    torch.manual_seed(0)
+    weight, bias = torch.randn(5, 3, 3, 3), torch.randn(5)
+    g = torch.tensor(WINOGRAD_F4.g, dtype=torch.float64)
+    exact = torch.einsum("ar,oirs,bs->aboi", g, weight.double(), g).reshape(36 * 5, 3, 1, 1)
+    transformed, transformed_bias = winograd_weight(weight, bias, WINOGRAD_F4, chunk_channels=chunk_channels)
+    assert transformed.dtype == torch.float32 and transformed.shape == (180, 3, 1, 1)
+    assert torch.equal(transformed, exact.float())
+    slot = WINOGRAD_F4.bias_slot * (WINOGRAD_F4.alpha + 1)
+    assert torch.equal(transformed_bias.view(36, 5)[slot], bias)
+    assert transformed_bias.abs().sum() == bias.abs().sum()
+    as_float64, _ = winograd_weight(weight, bias, WINOGRAD_F4, dtype=torch.float64, chunk_channels=chunk_channels)
+    torch.testing.assert_close(as_float64, exact, rtol=1e-15, atol=1e-15)
+
+
 def test_winograd_transforms_compute_a_correlation_exactly_in_float64() -> None:
     for transform in (WINOGRAD_F2, WINOGRAD_F4, WINOGRAD_F2_K2):
         d = torch.randn(transform.alpha, dtype=torch.float64)
