@@ -235,6 +235,18 @@ def test_fast_blocks_are_inference_only() -> None:
 # ------------------------------------------------------------------------------------------------------ networks
 
 
+def test_accelerated_copy_shares_no_storage_with_the_original() -> None:
+    torch.manual_seed(0)
+    network = randomize_batch_norms(nn.Sequential(ResBlock2d(4), SameBlock2d(4, 4)))  # conv2: nothing to fold
+    fast = accelerate_network(network)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        expected = fast(x)
+        for parameter in network.parameters():  # training the original later must not change the copy
+            parameter.add_(1.0)
+        assert torch.equal(fast(x), expected)
+
+
 def test_accelerate_network_copies_and_leaves_what_it_does_not_know() -> None:
     class CustomBlock(SameBlock2d):
         """A subclass may change forward: it is not replaced."""

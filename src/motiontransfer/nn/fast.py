@@ -103,20 +103,27 @@ def batch_norm_affine(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]
 def fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights of ``norm(conv(x))`` as one convolution (or of ``conv`` alone when ``norm`` is None).
 
+    The per-channel scale and shift are computed in float64 and the filters multiplied in their own dtype (one
+    rounding more than a float64 product, and none of the float64 copies of wide filter banks, which cost 0.2 s
+    and hundreds of MB while a vox-256 model was prepared).
+
     Returns:
-        weight (C_out, C_in / groups, kh, kw) and bias (C_out,), in float64.
+        weight (C_out, C_in / groups, kh, kw) and bias (C_out,), in the convolution's dtype.
     """
-    weight = conv.weight.detach().double()
-    bias = conv.bias.detach().double() if conv.bias is not None else weight.new_zeros(weight.shape[0])
+    weight = conv.weight.detach()
+    bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
     if norm is None:
         return weight, bias
     scale, shift = batch_norm_affine(norm)
-    return weight * scale[:, None, None, None], bias * scale + shift
+    folded_bias = (bias.double() * scale + shift).to(weight.dtype)
+    return weight * scale.to(weight.dtype)[:, None, None, None], folded_bias
 
 
 def _param(value: torch.Tensor, like: torch.Tensor) -> nn.Parameter:
-    """A frozen parameter holding ``value`` in ``like``'s dtype and device (parameters follow ``module.to``)."""
-    return nn.Parameter(value.detach().to(device=like.device, dtype=like.dtype).contiguous(), requires_grad=False)
+    """A frozen parameter holding a copy of ``value`` in ``like``'s dtype and device (parameters follow
+    ``module.to``; a copy, so that a fast network never shares storage with the network it was made from)."""
+    copied = value.detach().to(device=like.device, dtype=like.dtype, copy=True)
+    return nn.Parameter(copied.contiguous(), requires_grad=False)
 
 
 # ------------------------------------------------------------------------------------------------------- Winograd
