@@ -40,7 +40,6 @@ TransferMode = Literal["relative", "absolute"]
 TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")
 
 M = TypeVar("M", bound="Motion")
-ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 class Motion(Protocol):
@@ -271,21 +270,16 @@ class AnimationModel(nn.Module, ABC):
             experiment = from_dict(cls.experiment_type, config)
         except ConfigError as exc:
             raise ConfigError(f"the model file's config: {exc}") from None
-        target = torch.device(device if device is not None else "cpu")
-        model = _without_initialisation(lambda: cls(experiment), target)  # type: ignore[call-arg]
+        model = cls(experiment)  # type: ignore[call-arg]
         modules = {name: getattr(model, name) for name in cls.inference_networks}
-        unloaded = [name for name, _ in model.named_children() if name not in modules]
-        if unloaded:  # a network the file does not fill keeps its random initialisation
-            model = cls(experiment).to(target)  # type: ignore[call-arg]
-            modules = {name: getattr(model, name) for name in cls.inference_networks}
         load_state_dicts(modules, model_file.networks, "the weights do not match the model file's config")
         for name in cls.optional_networks:
             if name in model_file.networks:
-                network = _without_initialisation(lambda name=name: model.build_optional_network(name), target)
+                network = model.build_optional_network(name)
                 load_state_dicts({name: network}, model_file.networks,
                                  f"the {name} does not match the model file's config")
                 setattr(model, name, network)
-        return model.eval()
+        return model.to(device if device is not None else "cpu").eval()
 
     def networks_present(self) -> list[str]:
         """Attribute names of the :attr:`inference_networks` and of the :attr:`optional_networks` that are set."""
@@ -360,19 +354,6 @@ def predict_from_motion(model: AnimationModel, source: torch.Tensor, num_frames:
         frames = [model.render(state, motion.select(slice(start, start + batch_size)))["prediction"].cpu()
                   for start in range(0, num_frames, batch_size)]
     return torch.cat(frames), motion
-
-
-def _without_initialisation(build: Callable[[], ModuleT], device: torch.device) -> ModuleT:
-    """``build()``'s module with its parameters and buffers allocated on ``device`` but not initialised, for weights
-    that are loaded next (random initialisation took 0.26-0.30 s of each vox-256 model load).
-
-    Every parameter and persistent buffer has to be overwritten afterwards (strict loading checks the keys);
-    networks keep no other tensors built at construction.
-    """
-    with torch.device("meta"):
-        module = build()
-    return module.to_empty(device=device)
-
 
 
 # ------------------------------------------------------------------------------------------- strict weight loading
