@@ -31,6 +31,8 @@ from motiontransfer.nn.fast import (
     SubPixelUpConv2d,
     WinogradConv2d,
     WinogradTransform,
+    _winograd_tiles,
+    _winograd_tiles_dense,
     accelerate_network,
     accelerate_network_,
     winograd_conv2d,
@@ -102,6 +104,34 @@ def test_winograd_equals_a_direct_convolution(transform: WinogradTransform, shap
                           residual=residual)
     assert_close(out, F.conv2d(x, weight, bias, padding=1) + residual, 2e-5)
     assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("transform", [WINOGRAD_F2, WINOGRAD_F4, WINOGRAD_F2_K2], ids=["F2x3", "F4x3", "F2x2"])
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 5, 7, 9), (3, 4, 1, 5)])
+def test_dense_winograd_transforms_equal_the_separable_ones(transform: WinogradTransform,
+                                                            shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    x = layout(torch.randn(shape), True)
+    weight, bias = torch.randn(7, shape[1], transform.taps, transform.taps) / transform.taps, torch.randn(7)
+    transformed_weight, transformed_bias = winograd_weight(weight, bias, transform)
+    dense = _winograd_tiles_dense(x, transformed_weight, transformed_bias, transform, 1)
+    separable = _winograd_tiles(x, transformed_weight, transformed_bias, transform, 1)
+    assert dense.shape == separable.shape and dense.is_contiguous(memory_format=torch.channels_last)
+    assert_close(dense, separable, 2e-5)
+
+
+@pytest.mark.parametrize("transform", [WINOGRAD_F2, WINOGRAD_F4, WINOGRAD_F2_K2], ids=["F2x3", "F4x3", "F2x2"])
+def test_winograd_in_bfloat16_is_a_convolution_to_bfloat16_accuracy(transform: WinogradTransform) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 12, 12).bfloat16()
+    weight, bias = (torch.randn(16, 32, transform.taps, transform.taps) / 16).bfloat16(), torch.randn(16).bfloat16()
+    transformed_weight, transformed_bias = winograd_weight(weight, bias, transform)
+    out = winograd_conv2d(x, transformed_weight, transformed_bias, transform, padding=1)
+    exact = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+    assert out.dtype == torch.bfloat16 and out.shape == exact.shape
+    # F(4x4)'s transforms amplify bfloat16's rounding (entries up to 5 and 1/24); F(2x2)'s barely do.
+    limit = 0.1 if transform is WINOGRAD_F4 else 0.015
+    assert (out.double() - exact).abs().max() < limit * exact.abs().max()
 
 
 @pytest.mark.parametrize("chunk_channels", [1, 2, 32])
