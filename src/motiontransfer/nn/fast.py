@@ -562,9 +562,19 @@ def subpixel_weight(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Ten
     Returns:
         weight (4 C_out, C_in, 2, 2), phase-major (channel (2a + b) C_out + c), and bias (4 C_out,).
     """
-    sums = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (parity, tap, 3x3 row)
-    phases = [_sandwich(sums[a], weight, sums[b]) for a in (0, 1) for b in (0, 1)]
-    return torch.cat(phases), bias.repeat(4)
+    out_channels, in_channels = weight.shape[:2]
+    phases = weight.new_empty(2, 2, out_channels, in_channels, 2, 2)
+    for a, rows in enumerate(_parity_taps(weight, 2)):
+        for b, taps in enumerate(_parity_taps(rows, 3)):
+            phases[a, b] = taps
+    return phases.view(4 * out_channels, in_channels, 2, 2), bias.repeat(4)
+
+
+def _parity_taps(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two taps of each upsampling parity along ``dim`` (of size 3): (w0, w1 + w2) and (w0 + w1, w2), each with
+    ``dim`` of size 2 (additions: a matrix product with 0/1 matrices was 0.16 s of a vox-256 model's preparation)."""
+    w0, w1, w2 = weight.unbind(dim)
+    return torch.stack([w0, w1 + w2], dim), torch.stack([w0 + w1, w2], dim)
 
 
 class SubPixelUpConv2d(nn.Module):
