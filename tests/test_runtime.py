@@ -10,13 +10,16 @@ import pytest
 import torch
 
 from fomm_helpers import randomize_
+from motiontransfer.api import load
+from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.errors import ArgumentError, CapabilityError
 from motiontransfer.experiment import load_experiment
-from motiontransfer.inference import runtime
+from motiontransfer.inference import pipeline, runtime
 from motiontransfer.inference.onnx_export import export_onnx
 from motiontransfer.inference.runtime import check_precision, prepare_model
 from motiontransfer.models.base import AnimationModel
 from motiontransfer.nn.precision import PrecisionIsland, wrap_precision_islands
+from motiontransfer.pretrained import bundled_family
 from motiontransfer.registry import family
 
 CPU = torch.device("cpu")
@@ -160,6 +163,21 @@ def test_bf16_path_keeps_motion_in_fp32_and_stays_close(name):
     assert _psnr(got, expected) >= 35.0  # random weights; trained models are measured in benchmarks/speed.py
     islands = [module for module in fast.modules() if isinstance(module, PrecisionIsland)]
     assert islands and len(islands) >= len(fast.reduced_precision_modules)
+
+
+@needs_bf16
+@pytest.mark.parametrize("name", ["fomm-faces", "fomm-puppets"])
+def test_bf16_on_the_bundled_trained_models_stays_above_40_db(name):
+    data = ProceduralSource(ProceduralSpec(family=bundled_family(name), size=64, videos=2, frames=12, seed=0,
+                                           split="test"))
+    source, driving = data.frame(0, 0).tensor(), [frame.tensor() for frame in data.frames(1)]
+    frames = {}
+    for precision in ("fp32", "bf16"):
+        model = load(name, device="cpu", precision=precision).model
+        frames[precision] = torch.stack([item["prediction"] for item in
+                                         pipeline.animate(model, source, iter(driving), mode="relative")])
+    assert frames["bf16"].dtype == torch.float32
+    assert 40.0 <= _psnr(frames["bf16"], frames["fp32"]) < 200.0  # close, and not the same computation
 
 
 def test_eager_fp32_leaves_the_model_as_it_was():

@@ -71,7 +71,8 @@ def load(checkpoint: str | Path, config: Any = None, device: str | torch.device 
         device: ``cpu``, ``cuda``, ``cuda:1``, ...; None picks CUDA when available, else the CPU.
         family: the official checkpoint's family when no config is given (default: detected from the file).
         precision: ``fp32``, or ``bf16`` to run the family's decoder stacks in bfloat16 (where the device supports
-            it natively; keypoints and motion stay float32). See :mod:`motiontransfer.inference.runtime`.
+            it natively; keypoints, Jacobians and motion heads stay float32). See
+            :mod:`motiontransfer.inference.runtime`.
         accelerate: the fast inference path (exact rewrites of the networks, channels-last); None: on the CPU
             only. ``False`` (with ``fp32``) keeps the networks as trained, e.g. to train or save them.
 

@@ -8,8 +8,8 @@ The fast path (the default on the CPU) changes how the numbers are computed, not
 * weights are stored channels-last, the layout oneDNN's CPU convolutions are fastest with;
 * with ``precision="bf16"`` the family's precision-tolerant sub-networks
   (:attr:`~motiontransfer.models.base.AnimationModel.reduced_precision_modules`: the decoder stacks that turn
-  warped features into pixels) run in bfloat16, while keypoints, Jacobians, motion fields and occlusion maps stay
-  float32.
+  warped features into pixels, and FOMM's dense-motion hourglass features) run in bfloat16, while keypoints,
+  Jacobians, and the heads that turn features into motion masks and occlusion maps stay float32.
 
 The source-side work is done once per source in both paths (``encode_source``); the streaming pipeline
 (:mod:`motiontransfer.inference.pipeline`) is the same.

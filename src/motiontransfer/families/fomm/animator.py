@@ -68,7 +68,11 @@ class FOMMAnimator(AnimationModel):
 
     family = "fomm"
     experiment_type = FommExperiment
-    reduced_precision_modules = ("generator.bottleneck", "generator.up_blocks", "generator.final")
+    # bf16: the decoder stacks, and the dense-motion hourglass's features (its mask and occlusion heads, the
+    # keypoints and the Jacobians stay float32): 12-20 ms a vox-256 frame less; bundled trained models 66.5 dB
+    # (puppets) and 92.3 dB (faces) from float32 with the hourglass in bf16, 135-136 dB without.
+    reduced_precision_modules = ("generator.bottleneck", "generator.up_blocks", "generator.final",
+                                 "generator.dense_motion_network.hourglass")
 
     def __init__(self, experiment: FommExperiment, kp_detector: KPDetector | None = None,
                  generator: OcclusionAwareGenerator | None = None) -> None:
