@@ -228,16 +228,25 @@ def of_schedule(result: dict) -> str:
     return f" of {planned}" if planned is not None and result["steps"] < planned else ""
 
 
+def keypoint_counts(results: dict[str, dict]) -> str:
+    """``"10 keypoints"``, or ``"10 (faces) and 15 (puppets) keypoints"`` when the families differ (results without
+    a recorded count are from 10-keypoint models)."""
+    counts = {family: r.get("num_kp", 10) for family, r in results.items()}
+    if len(set(counts.values())) <= 1:
+        return f"{next(iter(counts.values()), 10)} keypoints"
+    return " and ".join(f"{count} ({family})" for family, count in counts.items()) + " keypoints"
+
+
 def recipe_lines(results: dict[str, dict]) -> list[str]:
     """What the configs are: parameter counts (when recorded) and the options of ours they use."""
     counts = [f"{family} {r['parameters']['kp_detector'] / 1e6:.2f}M + {r['parameters']['generator'] / 1e6:.2f}M"
               for family, r in results.items() if "parameters" in r]
     sizes = f" ({', '.join(counts)} parameters: keypoint detector + generator with dense motion)" if counts else ""
     return [f"The configs `synthetic-faces-64` and `synthetic-puppets-64`{sizes} have FOMM's networks at 64 px with",
-            "10 keypoints and Jacobians, no GAN and a pixel-L1 pyramid in place of VGG (whose weights cannot be",
-            "downloaded here), plus two generator options of ours after TPSMM, off in every official config: the",
-            "prediction blends the synthesis with the warped source by the occlusion map (`image_blend`), and the",
-            "encoder features are warped and masked at every resolution (`multi_scale_occlusion`); a keypoint",
+            f"{keypoint_counts(results)} and Jacobians, no GAN and a pixel-L1 pyramid in place of VGG (whose",
+            "weights cannot be downloaded here), plus two generator options of ours after TPSMM, off in every official",
+            "config: the prediction blends the synthesis with the warped source by the occlusion map (`image_blend`),",
+            "and the encoder features are warped and masked at every resolution (`multi_scale_occlusion`); a keypoint",
             "separation prior keeps the keypoints apart (docs/training.md). They are trained from scratch on the CPU,",
             "then evaluated on test identities that no training video shows."]
 
@@ -384,6 +393,7 @@ def main() -> None:
             "parameters": {name: sum(p.numel() for p in getattr(networks, name).parameters())
                            for name in INFERENCE_NETWORKS},
             "steps": record.step,
+            "num_kp": networks.experiment.model_params.common_params.num_kp,
             "schedule_steps": experiment.train_params.num_epochs * steps_per_epoch(experiment),
             "epochs": experiment.train_params.num_epochs,
             "epoch_milestones": list(experiment.train_params.epoch_milestones),

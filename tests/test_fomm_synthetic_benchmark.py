@@ -167,3 +167,11 @@ def test_evaluation_scores_are_the_evaluate_commands_with_frame_zero() -> None:
     assert scores["cross"]["copy_akd"] == pytest.approx(report.summary["copy_akd"])
     assert set(scores["reconstruction"]) == {"l1", "copy_l1", "psnr", "copy_psnr", "akd", "copy_akd", "frame0_l1"}
     assert 0 <= scores["reconstruction"]["frame0_l1"] < scores["reconstruction"]["l1"] * 3
+
+
+def test_the_page_names_each_family_s_keypoint_count() -> None:
+    from fomm_synthetic import keypoint_counts
+
+    assert keypoint_counts({"faces": {}, "puppets": {"num_kp": 10}}) == "10 keypoints"
+    counts = keypoint_counts({"faces": {"num_kp": 10}, "puppets": {"num_kp": 15}})
+    assert counts == "10 (faces) and 15 (puppets) keypoints"
