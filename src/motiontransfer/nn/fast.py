@@ -308,8 +308,9 @@ def _winograd_tiles_dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
                           transform: WinogradTransform, padding: int) -> torch.Tensor:
     """:func:`_winograd_tiles` with each transform done as one batched matrix product over flattened tiles (the
     tiles gathered from a strided view). Fewer passes over memory than the separable form and one rounding per
-    transform: in bfloat16 a vox-256 bottleneck convolution took 5.9 ms against 7.9 (errors 0.43 against 0.81 of
-    a direct convolution's scale); in float32 the separable form was as fast or faster."""
+    transform: in bfloat16 a vox-256 bottleneck convolution took 5.9 ms against 7.9, with a largest error of 0.43
+    against 0.81 from a float64 convolution (outputs of unit scale); in float32 the separable form was as fast or
+    faster."""
     batch, channels = x.shape[:2]
     m, alpha = transform.m, transform.alpha
     out_channels = weight.shape[0] // alpha**2
@@ -510,10 +511,10 @@ class FastOptions:
             does not pay.
         min_pixels: Winograd only on inputs of at least this many pixels (H * W; checked per call).
         winograd_bf16: also run Winograd on bfloat16 inputs (else float32 only). Its transforms add roundings: on the
-            trained 64 px FOMM with Winograd forced onto every layer, bf16 frames were 51.9 dB (F(4x4)) and 60.9 dB
-            (F(2x2)) from float32 against 63.8 dB with direct bf16 convolutions; vox-256 bf16 went from 272 to 220
-            ms a frame (F(4x4)), and to 209 against 237 when the bfloat16 transforms became dense matrix products
-            (:func:`_winograd_tiles_dense`).
+            trained fomm-faces (64 px) with Winograd forced onto every layer and its decoder stacks in bf16, frames
+            were 124.0 dB (F(4x4)) and 133.9 dB (F(2x2)) from float32 against 136.1 dB with direct bf16
+            convolutions; vox-256 bf16 went from 272 to 220 ms a frame (F(4x4)), and to 209 against 237 when the
+            bfloat16 transforms became dense matrix products (:func:`_winograd_tiles_dense`).
         subpixel_max_weights: up blocks whose 3x3 convolution has more weights than this are not rewritten to
             sub-pixel form (only folded): the sub-pixel weights take 16/9 of the memory, and such wide blocks run
             on a few pixels, where the rewrite saves little (nothing on a 2x2 input).
