@@ -745,8 +745,8 @@ def markdown(results: Mapping[str, Any], plot: str | None = "images/performance.
     lines += ["## Whole process", "",
               f"Each path is its own process, from `python` starting to its exit (import, load, decode, animate, "
               f"encode), {settings.get('threads', '?')} threads (`OMP_NUM_THREADS`); {settings.get('runs', '?')} "
-              f"runs per path at each length (the {settings.get('long_frames', '?')}-frame FOMM videos: "
-              f"{settings.get('long_runs', '?')}), paths alternating, medians of wall time and of peak RSS "
+              f"runs per path at each length{long_runs_text(settings)}, paths alternating, medians of wall time "
+              "and of peak RSS "
               "(`ru_maxrss` of the child, `os.wait4`). Speed-up: the reference's wall time over the path's.", "",
               *whole_process_table(results), ""]
     if results.get("per_frame"):
@@ -846,6 +846,15 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def long_runs_text(settings: dict[str, Any]) -> str:
+    """How the long FOMM video was run, for the page: '' without one."""
+    if not settings.get("long_frames"):
+        return ""
+    paths = settings.get("long_paths") or settings.get("paths") or []
+    return (f" (the {settings['long_frames']}-frame FOMM video: {settings.get('long_runs', '?')} per path, paths "
+            f"{', '.join(paths)})")
+
+
 def write_page(results: Mapping[str, Any], page: Path, plot_path: Path) -> tuple[Path, Path]:
     """The markdown page and its chart, both atomically; the page links the chart by its relative path."""
     relative = os.path.relpath(plot_path, page.parent)
@@ -865,6 +874,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--long-frames", type=int, default=2000, help="the long FOMM video [default: 2000]")
     parser.add_argument("--long-runs", type=int, default=1, help="runs per path of the long video [default: 1]")
     parser.add_argument("--skip-long", action="store_true", help="no long-video runs")
+    parser.add_argument("--long-paths", nargs="+", choices=PATHS, default=None,
+                        help="paths run on the long video [default: those of --paths]")
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--per-frame-frames", type=int, default=16, help="frames of the model-only measurement")
@@ -910,6 +921,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "threads": args.threads, "runs": args.runs, "frames": sorted(set(args.frames)),
                 "long_frames": long_frames, "long_runs": args.long_runs, "paths": list(args.paths),
+                "long_paths": list(args.long_paths or args.paths),
                 "per_frame_frames": args.per_frame_frames, "repeats": args.repeats, "size": inputs.size,
                 "inputs": configs, "work": str(shown_work), "json": str(shown_json)}
     results: dict[str, Any] = {"settings": settings, "machine": machine_description(args.threads),
@@ -922,13 +934,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = child_environment(args.threads)
     out_dir = args.work / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = [(family, frames, args.runs) for family in args.families for frames in sorted(set(args.frames))]
+    plan = [(family, frames, args.runs, args.paths) for family in args.families for frames in sorted(set(args.frames))]
     if long_frames and "fomm" in args.families:
-        plan.append(("fomm", long_frames, args.long_runs))
-    for family, frames, runs in plan:
+        plan.append(("fomm", long_frames, args.long_runs, args.long_paths or args.paths))
+    for family, frames, runs, paths in plan:
         def report(name: str, run: ProcessRun, family: str = family, frames: int = frames) -> None:
             print(f"  {family} {frames} frames {name}: {run.seconds:.1f} s, {run.peak_rss_mib:.0f} MiB", flush=True)
-        jobs = jobs_for(inputs, family, frames, out_dir, family_paths(family, args.paths))
+        jobs = jobs_for(inputs, family, frames, out_dir, family_paths(family, paths))
         results["whole_process"].setdefault(family, {})[str(frames)] = whole_process(jobs, runs, env, report)
         save()
     for family in args.families:

@@ -73,6 +73,22 @@ def test_upfirdn2d_filters_upsamples_and_downsamples() -> None:
     assert Blur([1, 3, 3, 1], pad=(2, 1))(constant).shape == (1, 2, 6, 6)
 
 
+@pytest.mark.parametrize("pad, up, down", [((2, 1), 1, 1), ((1, 2), 2, 1), ((2, 0), 1, 2), ((0, 0), 1, 1)])
+def test_upfirdn2d_uneven_padding_matches_an_explicitly_padded_filter(pad, up, down) -> None:
+    # The padding is the convolution's own, cropped when uneven: the same numbers as padding x first.
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 7)
+    kernel = blur_kernel([1, 3, 3, 1])
+    spread = torch.zeros(2, 3, 7 * up, 7 * up)
+    spread[:, :, ::up, ::up] = x
+    padded = torch.nn.functional.pad(spread, (pad[0], pad[1], pad[0], pad[1]))
+    expected = torch.nn.functional.conv2d(padded, torch.flip(kernel, [0, 1]).expand(3, 1, 4, 4), groups=3)
+    expected = expected[:, :, ::down, ::down]
+    out = upfirdn2d(x, kernel, up=up, down=down, pad=pad)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+
+
 def test_equalised_learning_rate_scales_by_one_over_sqrt_fan_in() -> None:
     linear = EqualLinear(4, 1, bias_init=0.5, lr_mul=0.01)
     with torch.no_grad():

@@ -46,9 +46,14 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         spread = x.new_zeros(batch, channels, height * up, width * up)
         spread[:, :, ::up, ::up] = x
         x = spread
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    # The zero padding is the convolution's own (the same products, without a padded copy of x); an uneven pad
+    # is the larger one on both sides with the extra rows and columns cropped.
+    most = max(pad)
     weight = torch.flip(kernel, [0, 1]).to(x.dtype).expand(channels, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=channels)
+    x = F.conv2d(x, weight, padding=most, groups=channels)
+    if pad[0] != pad[1]:
+        end_h, end_w = x.shape[2] - (most - pad[1]), x.shape[3] - (most - pad[1])
+        x = x[:, :, most - pad[0]:end_h, most - pad[0]:end_w]
     return x[:, :, ::down, ::down] if down > 1 else x
 
 
