@@ -32,13 +32,14 @@ Measured:
 
 Usage:
     python benchmarks/speed.py [--markdown docs/performance.md] [--threads 2] [--runs 3] [--frames 48 100]
-        [--long-frames 2000 | --skip-long] [--long-runs 1] [--families fomm lia]
+        [--long-frames 2000 | --skip-long] [--long-runs 1] [--long-paths PATH ...] [--families fomm lia]
         [--paths reference eager fast-fp32 fast-bf16] [--per-frame-frames 16] [--repeats 3]
         [--work benchmarks/results/speed-work] [--json benchmarks/results/speed.json]
         [--fomm-config vox-256] [--lia-config lia-vox-256] [--size 256]
 
 About 1.5 hours on an idle 2-core machine (the 2000-frame runs take about 55 minutes, the reference's alone about
-25), about 30 minutes with ``--skip-long``; the first run also makes the inputs (about 2 minutes). The reference
+25; ``--long-paths fast-fp32 fast-bf16`` runs only the paths whose memory must stay flat, about 20), about 30
+minutes with ``--skip-long``; the first run also makes the inputs (about 2 minutes). The reference
 holds the 2000-frame video as float64 and float32 copies, about 8 GiB at its peak. Run it on an otherwise idle
 machine: with other processes on the cores the figures mean nothing. A path that cannot run (a missing CLI flag or
 API argument, a failing child, an output with the wrong frame count) stops the benchmark with the reason; nothing is
