@@ -375,6 +375,22 @@ def test_the_script_end_to_end_on_tiny_configs(tmp_path: Path, monkeypatch) -> N
     page = (tmp_path / "performance.md").read_text()
     assert "| FOMM synthetic-faces-64 | 4 | reference |" in page
     assert "| LIA synthetic-faces-64 | reference |" in page
+    assert "FOMM video" not in page and "None" not in page  # no long video was run
+
+
+def test_the_page_names_the_long_videos_runs_and_paths() -> None:
+    settings = {"long_frames": 2000, "long_runs": 1, "paths": ["reference", "fast-fp32", "fast-bf16"],
+                "long_paths": ["fast-fp32", "fast-bf16"]}
+    assert speed.long_runs_text(settings) == (" (the 2000-frame FOMM video: 1 per path, paths fast-fp32, "
+                                              "fast-bf16)")
+    del settings["long_paths"]  # results of a run before --long-paths: every path
+    assert speed.long_runs_text(settings).endswith("paths reference, fast-fp32, fast-bf16)")
+    assert speed.long_runs_text({"long_frames": None, "long_runs": 1}) == ""
+
+
+def test_long_paths_must_be_known_paths() -> None:
+    with pytest.raises(SystemExit):
+        speed.parse_arguments(["--long-paths", "fastest"])
 
 
 def test_lia_is_not_run_in_bf16_which_it_refuses():
