@@ -911,6 +911,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(argv)
     torch.set_num_threads(args.threads)
     long_frames = None if args.skip_long else args.long_frames
+    long_paths = list(args.long_paths or args.paths)
     chosen = {"fomm": args.fomm_config, "lia": args.lia_config}
     configs = {family: chosen[family] for family in args.families}
     lengths = [*args.frames, *([long_frames] if long_frames and "fomm" in args.families else [])]
@@ -922,7 +923,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "threads": args.threads, "runs": args.runs, "frames": sorted(set(args.frames)),
                 "long_frames": long_frames, "long_runs": args.long_runs, "paths": list(args.paths),
-                "long_paths": list(args.long_paths or args.paths),
+                "long_paths": long_paths,
                 "per_frame_frames": args.per_frame_frames, "repeats": args.repeats, "size": inputs.size,
                 "inputs": configs, "work": str(shown_work), "json": str(shown_json)}
     results: dict[str, Any] = {"settings": settings, "machine": machine_description(args.threads),
@@ -937,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = [(family, frames, args.runs, args.paths) for family in args.families for frames in sorted(set(args.frames))]
     if long_frames and "fomm" in args.families:
-        plan.append(("fomm", long_frames, args.long_runs, args.long_paths or args.paths))
+        plan.append(("fomm", long_frames, args.long_runs, long_paths))
     for family, frames, runs, paths in plan:
         def report(name: str, run: ProcessRun, family: str = family, frames: int = frames) -> None:
             print(f"  {family} {frames} frames {name}: {run.seconds:.1f} s, {run.peak_rss_mib:.0f} MiB", flush=True)
