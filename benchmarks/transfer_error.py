@@ -16,6 +16,11 @@ from the ground truth's, in pixels (mean over keypoints and frames):
   ``Family.relative_pose``), while relative transfer adds the driving limbs' displacements, which are those of
   other limb lengths.
 
+It then renders: the model's cross-identity L1, as a reduction against copying the source, when its renderer is
+given the shipped transfer (relative keypoints and Jacobians, Eqs. 14-15) or motion taken partly from the ground
+truth (its detected keypoints, its Jacobians, or the best per-keypoint linear map of the driving displacements
+fitted to it). These oracles bound what any transfer rule on the learned motion can reach.
+
 Usage:
     python benchmarks/transfer_error.py [--families faces puppets] [--pairs 12] [--threads N]
         [--json benchmarks/results/transfer_error.json]
@@ -36,6 +41,7 @@ from machine import describe_machine, parse_with_threads
 import motiontransfer as mt
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
 from motiontransfer.data.synthetic.puppets import KEYPOINT_NAMES
+from motiontransfer.families.fomm.animator import KeypointMotion
 from motiontransfer.fileio import atomic_write_text
 from motiontransfer.ops.keypoints import convex_hull_scale, relative_keypoints
 
@@ -55,6 +61,18 @@ def linear_map(points_from: torch.Tensor, points_to: torch.Tensor) -> torch.Tens
     centred_from = points_from - points_from.mean(0)
     centred_to = points_to - points_to.mean(0)
     return torch.linalg.lstsq(centred_from, centred_to).solution.T
+
+
+def per_keypoint_linear_maps(displacements: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """For each keypoint k the least-squares 2x2 L_k with ``targets[:, k] ~ displacements[:, k] @ L_k^T``.
+
+    Args:
+        displacements, targets: (T, K, 2).
+
+    Returns:
+        (K, 2, 2).
+    """
+    return torch.linalg.lstsq(displacements.transpose(0, 1), targets.transpose(0, 1)).solution.transpose(1, 2)
 
 
 def articulated(source: torch.Tensor, driving: torch.Tensor, parents: tuple[int, ...]) -> torch.Tensor:
@@ -133,21 +151,70 @@ def pair_errors(model: Any, source: ProceduralSource, identity: int, motion: int
     return errors
 
 
+def oracle_motions(source: KeypointMotion, driving: KeypointMotion, truth: KeypointMotion,
+                   shipped: KeypointMotion) -> dict[str, KeypointMotion]:
+    """The motions the renderer is given for the rendered comparison, each of batch T.
+
+    Args:
+        source: batch 1. driving, truth: batch T (the driving frames and the ground-truth frames, detected).
+        shipped: batch T, the shipped relative transfer of ``driving`` onto ``source`` (Eqs. 14-15).
+    """
+    displacements = driving.value - driving.value[:1]
+    maps = per_keypoint_linear_maps(displacements, truth.value - source.value)
+    fitted = source.value + torch.einsum("kij,tkj->tki", maps, displacements)
+    return {
+        "no motion (the source's own keypoints and Jacobians)": source.expand(truth.batch_size),
+        "relative keypoints and Jacobians (shipped, Eqs. 14-15)": shipped,
+        "relative keypoints, ground truth's Jacobians": KeypointMotion(shipped.value, truth.jacobian),
+        "per-keypoint linear map fitted to the ground truth, relative Jacobians": KeypointMotion(fitted,
+                                                                                                 shipped.jacobian),
+        "ground truth's keypoints, relative Jacobians": KeypointMotion(truth.value, shipped.jacobian),
+        "ground truth's keypoints and Jacobians": truth,
+    }
+
+
+def pair_renders(model: Any, source: ProceduralSource, identity: int, motion: int) -> dict[str, float]:
+    """Cross-identity L1 of every oracle motion's prediction against the ground truth for video ``identity``'s
+    subject driven by video ``motion``, and copy-source's L1 (key ``"copy source"``); means over frames."""
+    image = source.frame(identity, 0).tensor()[None]
+    driving_frames = torch.stack([f.tensor() for f in source.frames(motion)])
+    truth_frames = torch.stack([f.tensor() for f in source.transfer_frames(identity, motion)])
+    with torch.no_grad():
+        state = model.encode_source(image)
+        driving = model.extract_motion(driving_frames)
+        truth = model.extract_motion(truth_frames)
+        shipped = model.relative_motion(state.motion, driving, driving.select(slice(0, 1)), 1.0)
+        l1 = {name: float((model.render(state, given)["prediction"] - truth_frames).abs().mean())
+              for name, given in oracle_motions(state.motion, driving, truth, shipped).items()}
+    return {"copy source": float((image - truth_frames).abs().mean()), **l1}
+
+
 def measure(family: str, pairs: int) -> dict[str, Any]:
-    """Mean errors over ``pairs`` cross-identity pairs of the bundled ``fomm-<family>`` on the default test set."""
-    model = mt.load(f"fomm-{family}").model
+    """Mean keypoint errors and rendered L1 reductions over ``pairs`` cross-identity pairs of the bundled
+    ``fomm-<family>`` on the default test set."""
+    model = mt.load(f"fomm-{family}").model.eval()
     source = ProceduralSource(ProceduralSpec.test_split(f"procedural:{family}", model.size))
     count = min(pairs, len(source) // 2)
     per_pair = [pair_errors(model, source, 2 * k, 2 * k + 1, model.size) for k in range(count)]
+    renders = [pair_renders(model, source, 2 * k, 2 * k + 1) for k in range(count)]
+    mean_l1 = {name: float(np.mean([r[name] for r in renders])) for name in renders[0]}
+    copy = mean_l1.pop("copy source")
     return {"family": family, "model": f"fomm-{family}", "pairs": count, "size": model.size,
-            "errors_px": {name: float(np.mean([p[name] for p in per_pair])) for name in per_pair[0]}}
+            "errors_px": {name: float(np.mean([p[name] for p in per_pair])) for name in per_pair[0]},
+            "copy_source_l1": copy,
+            "l1_reduction_percent": {name: 100.0 * (1.0 - value / copy) for name, value in mean_l1.items()}}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """The table, as Markdown."""
+    """The two tables (keypoint errors, rendered L1 reductions), as Markdown."""
     lines = ["| set | keypoints and rule | error to the ground truth (px) |", "|---|---|---|"]
     for row in rows:
         lines += [f"| {row['family']} | {name} | {value:.2f} |" for name, value in row["errors_px"].items()]
+    rendered = [row for row in rows if "l1_reduction_percent" in row]
+    if rendered:
+        lines += ["", "| set | motion given to the renderer | cross-identity L1 below copy-source |", "|---|---|---|"]
+    for row in rendered:
+        lines += [f"| {row['family']} | {name} | {value:.1f}% |" for name, value in row["l1_reduction_percent"].items()]
     sizes = sorted({row["size"] for row in rows})
     return "\n".join(lines) + f"\n\n({', '.join(map(str, sizes))}-px frames, default test sets, cross-identity pairs.)"
 

@@ -1,5 +1,5 @@
-"""benchmarks/transfer_error.py: articulated transfer and the fitted linear map on hand-made keypoints, and the
-per-pair errors on the bundled puppets model."""
+"""benchmarks/transfer_error.py: articulated transfer and the fitted linear maps on hand-made keypoints, and the
+per-pair errors and oracle renders on the bundled puppets model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from transfer_error import PUPPET_PARENTS, articulated, linear_map, markdown, pair_errors
+from transfer_error import (
+    PUPPET_PARENTS,
+    articulated,
+    linear_map,
+    markdown,
+    pair_errors,
+    pair_renders,
+    per_keypoint_linear_maps,
+)
 
 import motiontransfer as mt
 from motiontransfer.data.synthetic import ProceduralSource, ProceduralSpec
@@ -67,3 +75,30 @@ def test_a_video_driving_its_own_subject_is_transferred_exactly() -> None:
     assert crossed["learned keypoints: absolute"] > crossed["learned keypoints: relative (FOMM Eq. 14)"] > 0.0
     table = markdown([{"family": "puppets", "size": 64, "errors_px": crossed}])
     assert "| puppets | true joints: articulated on the skeleton |" in table
+
+
+def test_per_keypoint_linear_maps_recover_a_known_map_for_each_keypoint() -> None:
+    torch.manual_seed(0)
+    displacements = torch.randn(12, 3, 2, dtype=torch.float64)
+    known = torch.randn(3, 2, 2, dtype=torch.float64)
+    targets = torch.stack([displacements[:, k] @ known[k].T for k in range(3)], dim=1)
+    torch.testing.assert_close(per_keypoint_linear_maps(displacements, targets), known)
+
+
+def test_oracle_renders_of_a_video_driving_its_own_subject() -> None:
+    model = mt.load("fomm-puppets").model.eval()
+    source = ProceduralSource(ProceduralSpec(family="puppets", size=64, videos=2, frames=6, seed=0, split="test"))
+    same = pair_renders(model, source, 0, 0)
+    # Driven by itself, the ground truth is the driving video: every oracle gives the shipped transfer's motion.
+    shipped = same["relative keypoints and Jacobians (shipped, Eqs. 14-15)"]
+    for name, value in same.items():
+        if name not in ("copy source", "no motion (the source's own keypoints and Jacobians)"):
+            assert value == pytest.approx(shipped, abs=2e-4), name
+    crossed = pair_renders(model, source, 0, 1)
+    # No motion renders the source itself (the blend keeps the warped source where nothing moves): copy-source.
+    assert crossed["no motion (the source's own keypoints and Jacobians)"] == pytest.approx(
+        crossed["copy source"], rel=0.05)
+    assert crossed["ground truth's keypoints and Jacobians"] < crossed["copy source"]
+    table = markdown([{"family": "puppets", "size": 64, "errors_px": {"x": 1.0},
+                       "l1_reduction_percent": {"ground truth's keypoints and Jacobians": 44.8}}])
+    assert "| puppets | ground truth's keypoints and Jacobians | 44.8% |" in table
