@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,25 +123,56 @@ def learned_rules(scale_source: torch.Tensor, scale_initial: torch.Tensor) -> di
     }
 
 
-def pair_errors(model: Any, source: ProceduralSource, identity: int, motion: int, size: int) -> dict[str, float]:
-    """Mean keypoint error (pixels) of every rule for video ``identity``'s subject driven by video ``motion``."""
+@dataclass(frozen=True)
+class Pair:
+    """One cross-identity pair, rendered and detected once for both measurements.
+
+    Attributes:
+        image: (1, 3, H, W) the source (frame 0 of the identity's video).
+        truth_frames: (T, 3, H, W) the ground truth (the source's subject performing the driving motion).
+        source, driving, truth: the model's motion of the source (batch 1), the driving frames and the ground
+            truth (batch T).
+        joints: the renderer's keypoints (source (K, 2), driving (T, K, 2), ground truth (T, K, 2), float64
+            pixels), for puppets only.
+    """
+
+    image: torch.Tensor
+    truth_frames: torch.Tensor
+    source: KeypointMotion
+    driving: KeypointMotion
+    truth: KeypointMotion
+    joints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
+
+def load_pair(model: Any, source: ProceduralSource, identity: int, motion: int) -> Pair:
+    """Video ``identity``'s subject driven by video ``motion``: frames rendered, motion detected."""
+    source_frame = source.frame(identity, 0)
     driving_frames = list(source.frames(motion))
     truth_frames = list(source.transfer_frames(identity, motion))
+    image = source_frame.tensor()[None]
+    truth_images = torch.stack([f.tensor() for f in truth_frames])
     with torch.no_grad():
-        detect = model.extract_motion
-        learned_source = detect(source.frame(identity, 0).tensor()[None]).value
-        learned_driving = detect(torch.stack([f.tensor() for f in driving_frames])).value
-        learned_truth = detect(torch.stack([f.tensor() for f in truth_frames])).value
+        motions = [model.extract_motion(frames) for frames in
+                   (image, torch.stack([f.tensor() for f in driving_frames]), truth_images)]
+    joints = None
+    if source.spec.family == "puppets":
+        joints = tuple(torch.tensor(np.asarray(points), dtype=torch.float64) for points in
+                       (source_frame.keypoints, [f.keypoints for f in driving_frames],
+                        [f.keypoints for f in truth_frames]))
+    return Pair(image, truth_images, *motions, joints)
+
+
+def pair_errors(pair: Pair, size: int) -> dict[str, float]:
+    """Mean keypoint error (pixels, frames of ``size`` px) of every rule for ``pair``."""
+    learned_source, learned_driving, learned_truth = pair.source.value, pair.driving.value, pair.truth.value
     pixels = size / 2  # normalised [-1, 1] units to pixels
     errors = {}
     initial = learned_driving[:1]
     for name, rule in learned_rules(learned_source, initial).items():
         moved = rule(learned_source, learned_driving, initial)
         errors[f"learned keypoints: {name}"] = float((moved - learned_truth).norm(dim=-1).mean()) * pixels
-    if source.spec.family == "puppets":
-        joints_source = torch.tensor(source.frame(identity, 0).keypoints, dtype=torch.float64)
-        joints_driving = torch.tensor(np.stack([f.keypoints for f in driving_frames]), dtype=torch.float64)
-        joints_truth = torch.tensor(np.stack([f.keypoints for f in truth_frames]), dtype=torch.float64)
+    if pair.joints is not None:
+        joints_source, joints_driving, joints_truth = pair.joints
         parents = tuple(-1 if PUPPET_PARENTS[n] is None else KEYPOINT_NAMES.index(PUPPET_PARENTS[n])
                         for n in KEYPOINT_NAMES)
         relative = relative_keypoints(joints_source[None], joints_driving, joints_driving[:1])
@@ -173,20 +205,15 @@ def oracle_motions(source: KeypointMotion, driving: KeypointMotion, truth: Keypo
     }
 
 
-def pair_renders(model: Any, source: ProceduralSource, identity: int, motion: int) -> dict[str, float]:
-    """Cross-identity L1 of every oracle motion's prediction against the ground truth for video ``identity``'s
-    subject driven by video ``motion``, and copy-source's L1 (key ``"copy source"``); means over frames."""
-    image = source.frame(identity, 0).tensor()[None]
-    driving_frames = torch.stack([f.tensor() for f in source.frames(motion)])
-    truth_frames = torch.stack([f.tensor() for f in source.transfer_frames(identity, motion)])
+def pair_renders(model: Any, pair: Pair) -> dict[str, float]:
+    """Cross-identity L1 of every oracle motion's prediction against ``pair``'s ground truth, and copy-source's L1
+    (key ``"copy source"``); means over frames."""
     with torch.no_grad():
-        state = model.encode_source(image)
-        driving = model.extract_motion(driving_frames)
-        truth = model.extract_motion(truth_frames)
-        shipped = model.relative_motion(state.motion, driving, driving.select(slice(0, 1)), 1.0)
-        l1 = {name: float((model.render(state, given)["prediction"] - truth_frames).abs().mean())
-              for name, given in oracle_motions(state.motion, driving, truth, shipped).items()}
-    return {"copy source": float((image - truth_frames).abs().mean()), **l1}
+        state = model.encode_source(pair.image)
+        shipped = model.relative_motion(pair.source, pair.driving, pair.driving.select(slice(0, 1)), 1.0)
+        l1 = {name: float((model.render(state, given)["prediction"] - pair.truth_frames).abs().mean())
+              for name, given in oracle_motions(pair.source, pair.driving, pair.truth, shipped).items()}
+    return {"copy source": float((pair.image - pair.truth_frames).abs().mean()), **l1}
 
 
 def measure(family: str, pairs: int) -> dict[str, Any]:
@@ -195,8 +222,9 @@ def measure(family: str, pairs: int) -> dict[str, Any]:
     model = mt.load(f"fomm-{family}").model.eval()
     source = ProceduralSource(ProceduralSpec.test_split(f"procedural:{family}", model.size))
     count = min(pairs, len(source) // 2)
-    per_pair = [pair_errors(model, source, 2 * k, 2 * k + 1, model.size) for k in range(count)]
-    renders = [pair_renders(model, source, 2 * k, 2 * k + 1) for k in range(count)]
+    loaded = [load_pair(model, source, 2 * k, 2 * k + 1) for k in range(count)]
+    per_pair = [pair_errors(pair, model.size) for pair in loaded]
+    renders = [pair_renders(model, pair) for pair in loaded]
     mean_l1 = {name: float(np.mean([r[name] for r in renders])) for name in renders[0]}
     copy = mean_l1.pop("copy source")
     return {"family": family, "model": f"fomm-{family}", "pairs": count, "size": model.size,

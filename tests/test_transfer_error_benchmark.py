@@ -14,6 +14,7 @@ from transfer_error import (
     PUPPET_PARENTS,
     articulated,
     linear_map,
+    load_pair,
     markdown,
     pair_errors,
     pair_renders,
@@ -64,14 +65,14 @@ def test_the_skeleton_names_every_joint_once_with_one_root() -> None:
 def test_a_video_driving_its_own_subject_is_transferred_exactly() -> None:
     model = mt.load("fomm-puppets").model
     source = ProceduralSource(ProceduralSpec(family="puppets", size=64, videos=2, frames=6, seed=0, split="test"))
-    errors = pair_errors(model, source, 0, 0, 64)
+    errors = pair_errors(load_pair(model, source, 0, 0), 64)
     # The ground truth is the video itself, so relative transfer is exact; articulated transfer is off only by the
     # puppet's change of size within the video (it turns bones, it does not stretch them).
     assert errors["learned keypoints: relative (FOMM Eq. 14)"] == pytest.approx(0.0, abs=1e-4)
     assert errors["true joints: relative"] == pytest.approx(0.0, abs=1e-9)
     assert 0.0 <= errors["true joints: articulated on the skeleton"] < 0.1
     assert errors["true joints: no motion"] > 0.1
-    crossed = pair_errors(model, source, 0, 1, 64)
+    crossed = pair_errors(load_pair(model, source, 0, 1), 64)
     assert crossed["learned keypoints: absolute"] > crossed["learned keypoints: relative (FOMM Eq. 14)"] > 0.0
     table = markdown([{"family": "puppets", "size": 64, "errors_px": crossed}])
     assert "| puppets | true joints: articulated on the skeleton |" in table
@@ -88,13 +89,13 @@ def test_per_keypoint_linear_maps_recover_a_known_map_for_each_keypoint() -> Non
 def test_oracle_renders_of_a_video_driving_its_own_subject() -> None:
     model = mt.load("fomm-puppets").model.eval()
     source = ProceduralSource(ProceduralSpec(family="puppets", size=64, videos=2, frames=6, seed=0, split="test"))
-    same = pair_renders(model, source, 0, 0)
+    same = pair_renders(model, load_pair(model, source, 0, 0))
     # Driven by itself, the ground truth is the driving video: every oracle gives the shipped transfer's motion.
     shipped = same["relative keypoints and Jacobians (shipped, Eqs. 14-15)"]
     for name, value in same.items():
         if name not in ("copy source", "no motion (the source's own keypoints and Jacobians)"):
             assert value == pytest.approx(shipped, abs=2e-4), name
-    crossed = pair_renders(model, source, 0, 1)
+    crossed = pair_renders(model, load_pair(model, source, 0, 1))
     # No motion renders the source itself (the blend keeps the warped source where nothing moves): copy-source.
     assert crossed["no motion (the source's own keypoints and Jacobians)"] == pytest.approx(
         crossed["copy source"], rel=0.05)
